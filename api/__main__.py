@@ -1,0 +1,26 @@
+"""Run the API: `python -m api --port 8000 --workers 2`."""
+
+from __future__ import annotations
+
+import argparse
+
+from sanic import Sanic
+from sanic.worker.loader import AppLoader
+
+from api.app import create_app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    loader = AppLoader(factory=create_app)
+    app = loader.load()
+    app.prepare(host=args.host, port=args.port, workers=args.workers, single_process=args.workers == 1, motd=False)
+    Sanic.serve(primary=app, app_loader=loader)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""The Sanic application: `sanic api.app:create_app --factory` or `python -m api`."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import Counter, Histogram
+from sanic import HTTPResponse, Request, Sanic
+
+from api import errors, openapi
+from api.bootstrap import bootstrap
+from api.http import json
+from api.routes import auth, communities, health, posts, votes
+from stores.settings import get_settings
+
+REQUESTS = Counter("http_requests_total", "HTTP requests", ["route", "status"])
+LATENCY = Histogram("http_request_seconds", "HTTP request latency", ["route"])
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def create_app(name: str = "agora") -> Sanic:
+    app = Sanic(name)
+    app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+    app.config.KEEP_ALIVE_TIMEOUT = 30
+    app.config.ACCESS_LOG = False
+    for module in (auth, communities, posts, votes, health):
+        app.blueprint(module.bp)
+    errors.install(app)
+    spec = openapi.document()
+
+    @app.get("/api/v1/openapi.json")
+    async def openapi_json(_request: Request) -> HTTPResponse:
+        return json(spec)
+
+    @app.before_server_start
+    async def start(app: Sanic) -> None:
+        app.ctx.platform = await bootstrap(get_settings())
+
+    @app.after_server_stop
+    async def stop(app: Sanic) -> None:
+        await app.ctx.platform.close()
+
+    @app.on_request
+    async def started(request: Request) -> None:
+        request.ctx.started = time.perf_counter()
+
+    @app.on_response
+    async def observed(request: Request, response: HTTPResponse) -> None:
+        route = request.route.path if request.route else "unmatched"
+        REQUESTS.labels(route, str(response.status)).inc()
+        started_at = getattr(request.ctx, "started", None)
+        if started_at is not None:
+            LATENCY.labels(route).observe(time.perf_counter() - started_at)
+
+    return app

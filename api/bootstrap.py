@@ -1,0 +1,64 @@
+"""Wires adapters to services once per process; routes only see `Platform`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from api.security import TokenService
+from api.services.auth import AuthService
+from api.services.communities import CommunityService
+from api.services.posts import PostService
+from api.services.votes import VoteService
+from stores.identity import IdentityStore
+from stores.kafka import EventPublisher
+from stores.pg import ShardRouter, create_pool
+from stores.posts import PostStore
+from stores.redis_store import LiveVotes, async_client
+from stores.settings import Settings
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    identity_pool: asyncpg.Pool
+    shards: ShardRouter
+    redis: aioredis.Redis
+    publisher: EventPublisher
+    tokens: TokenService
+    auth: AuthService
+    communities: CommunityService
+    posts: PostService
+    votes: VoteService
+
+    async def close(self) -> None:
+        self.publisher.close()
+        await self.redis.aclose()
+        await self.shards.close()
+        await self.identity_pool.close()
+
+
+async def bootstrap(settings: Settings) -> Platform:
+    identity_pool = await create_pool(settings.dsn(settings.identity_db), max_size=10)
+    shards = await ShardRouter.connect(settings, max_size=10)
+    redis = async_client(settings.redis_url)
+    publisher = EventPublisher(settings.kafka_bootstrap)
+    tokens = TokenService(
+        settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience, settings.access_ttl_seconds
+    )
+    identity = IdentityStore(identity_pool)
+    live = LiveVotes(redis)
+    return Platform(
+        settings=settings,
+        identity_pool=identity_pool,
+        shards=shards,
+        redis=redis,
+        publisher=publisher,
+        tokens=tokens,
+        auth=AuthService(identity, tokens, settings.refresh_ttl_seconds),
+        communities=CommunityService(identity),
+        posts=PostService(identity, PostStore(shards), publisher, live),
+        votes=VoteService(live, publisher, settings.vote_archive_days),
+    )

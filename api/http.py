@@ -1,0 +1,85 @@
+"""HTTP helpers shared by routes: body -> command, principal from the bearer token,
+paging parameters, JSON responses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import ValidationError
+from sanic import HTTPResponse, Request
+from sanic.response import raw
+
+from api.commands import Command
+from api.security import Principal
+from domain.errors import Unauthorized, ValidationFailed
+
+C = TypeVar("C", bound=Command)
+
+MAX_LIMIT = 100
+DEFAULT_LIMIT = 25
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> HTTPResponse:
+    return raw(
+        orjson.dumps(body, default=_default),
+        status=status,
+        headers=headers,
+        content_type="application/json",
+    )
+
+
+def parse(request: Request, model: type[C]) -> C:
+    """Validate the JSON body as `model`; a 400 naming the fields otherwise."""
+    if not request.body:
+        raise ValidationFailed("a JSON body is required", {"body": "missing"})
+    try:
+        data = orjson.loads(request.body)
+    except orjson.JSONDecodeError:
+        raise ValidationFailed("body is not valid JSON", {"body": "malformed JSON"}) from None
+    if not isinstance(data, dict):
+        raise ValidationFailed("body must be a JSON object", {"body": "not an object"})
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        details = {
+            ".".join(str(p) for p in err["loc"]) or "body": err["msg"] for err in exc.errors()
+        }
+        raise ValidationFailed("request body is not valid", details) from None
+
+
+def principal(request: Request) -> Principal:
+    """The signed-in user; 401 without a valid bearer token."""
+    found = optional_principal(request)
+    if found is None:
+        raise Unauthorized("sign in required", {"authorization": "missing"})
+    return found
+
+
+def optional_principal(request: Request) -> Principal | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("bearer token required", {"authorization": "malformed"})
+    platform = request.app.ctx.platform
+    return platform.tokens.verify(token.strip())  # type: ignore[no-any-return]
+
+
+def page_params(request: Request) -> tuple[int, str | None]:
+    raw_limit = request.args.get("limit", str(DEFAULT_LIMIT))
+    try:
+        limit = int(raw_limit)
+    except ValueError:
+        raise ValidationFailed("limit must be an integer", {"limit": raw_limit}) from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValidationFailed(f"limit must be 1..{MAX_LIMIT}", {"limit": limit})
+    return limit, request.args.get("cursor")

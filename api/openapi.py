@@ -1,0 +1,129 @@
+"""The served OpenAPI 3.1 document, built from the same command models the routes parse."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from api import commands
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    summary: str
+    body: type[BaseModel] | None = None
+    status: int = 200
+    auth: bool = False
+    errors: tuple[int, ...] = ()
+    query: tuple[str, ...] = ()
+
+
+PAGED = ("limit", "cursor")
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("post", "/api/v1/auth/register", "Create an account", commands.Register, 201,
+              errors=(400, 409)),
+    Operation("post", "/api/v1/auth/login", "Sign in: access + refresh token", commands.Login,
+              errors=(400, 401)),
+    Operation("post", "/api/v1/auth/refresh", "Rotate the refresh token", commands.RefreshToken,
+              errors=(400, 401)),
+    Operation("post", "/api/v1/auth/logout", "Revoke a refresh token", commands.RefreshToken, 204,
+              errors=(400,)),
+    Operation("post", "/api/v1/communities", "Create a community", commands.CreateCommunity, 201,
+              auth=True, errors=(400, 401, 409)),
+    Operation("get", "/api/v1/communities", "Autocomplete communities by name prefix",
+              query=("prefix", *PAGED)),
+    Operation("get", "/api/v1/communities/{name}", "A community", errors=(404,)),
+    Operation("post", "/api/v1/communities/{name}/join", "Join a community", auth=True,
+              errors=(401, 404)),
+    Operation("post", "/api/v1/communities/{name}/leave", "Leave a community", auth=True,
+              errors=(401, 404)),
+    Operation("post", "/api/v1/communities/{name}/posts", "Submit a post (materialised async)",
+              commands.CreatePost, 202, auth=True, errors=(400, 401, 403, 404)),
+    Operation("get", "/api/v1/communities/{name}/posts", "A community's posts",
+              errors=(400, 404), query=("sort", "t", *PAGED)),
+    Operation("get", "/api/v1/posts/{post_id}", "A post", errors=(404,)),
+    Operation("put", "/api/v1/votes", "Vote up, down or withdraw", commands.CastVote, auth=True,
+              errors=(400, 401, 404, 409, 503)),
+    Operation("get", "/healthz", "Liveness"),
+    Operation("get", "/api/v1/healthz", "Liveness"),
+    Operation("get", "/readyz", "Readiness of every dependency", errors=(503,)),
+    Operation("get", "/api/v1/readyz", "Readiness of every dependency", errors=(503,)),
+    Operation("get", "/metrics", "Prometheus metrics"),
+    Operation("get", "/api/v1/metrics", "Prometheus metrics"),
+    Operation("get", "/api/v1/openapi.json", "This document"),
+)
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {"type": "object"},
+            },
+        }
+    },
+}
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "summary": op.summary,
+        "operationId": f"{op.method}_{op.path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}",
+        "responses": {str(op.status): {"description": "success"}},
+    }
+    params = [
+        {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+        for p in _path_params(op.path)
+    ]
+    params += [{"name": q, "in": "query", "schema": {"type": "string"}} for q in op.query]
+    if params:
+        doc["parameters"] = params
+    if op.body is not None:
+        doc["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{op.body.__name__}"}}
+            },
+        }
+    if op.auth:
+        doc["security"] = [{"bearer": []}]
+    for status in op.errors:
+        doc["responses"][str(status)] = {
+            "description": "error",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+    return doc
+
+
+def _path_params(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{")]
+
+
+def document() -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method] = _operation(op)
+        if op.body is not None:
+            schemas[op.body.__name__] = op.body.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "agora", "version": "1"},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

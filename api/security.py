@@ -1,0 +1,91 @@
+"""Password hashing (Argon2id, RFC 9106 low-memory profile) and JWT access tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from argon2.profiles import RFC_9106_LOW_MEMORY
+
+from domain.errors import Unauthorized
+
+ALGORITHMS = ["HS256"]  # the allow-list: a token naming any other algorithm is refused
+
+_hasher = PasswordHasher.from_parameters(RFC_9106_LOW_MEMORY)
+_DUMMY_HASH = _hasher.hash("timing-equaliser")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """Constant work whether or not the user exists (a dummy hash stands in)."""
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(password_hash: str) -> bool:
+    return _hasher.check_needs_rehash(password_hash)
+
+
+def new_refresh_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: str
+    username: str
+
+
+class TokenService:
+    def __init__(self, secret: str, issuer: str, audience: str, ttl_seconds: int) -> None:
+        if len(secret) < 32:
+            raise ValueError("JWT secret must be at least 32 characters")
+        self._secret = secret
+        self.issuer = issuer
+        self.audience = audience
+        self.ttl_seconds = ttl_seconds
+
+    def issue(self, principal: Principal, now: datetime | None = None) -> str:
+        now = now or datetime.now(UTC)
+        claims = {
+            "sub": principal.user_id,
+            "name": principal.username,
+            "iss": self.issuer,
+            "aud": self.audience,
+            "iat": now,
+            "exp": now + timedelta(seconds=self.ttl_seconds),
+        }
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHMS[0])
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=ALGORITHMS,
+                issuer=self.issuer,
+                audience=self.audience,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("token expired", {"token": "expired"}) from None
+        except jwt.PyJWTError:
+            raise Unauthorized("token invalid", {"token": "invalid"}) from None
+        name = claims.get("name")
+        if not isinstance(claims["sub"], str) or not isinstance(name, str):
+            raise Unauthorized("token invalid", {"token": "invalid"})
+        return Principal(claims["sub"], name)

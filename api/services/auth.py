@@ -1,0 +1,83 @@
+"""Registration, login and refresh-token rotation."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from api.commands import Login, Register
+from api.security import (
+    Principal,
+    TokenService,
+    hash_password,
+    new_refresh_token,
+    token_digest,
+    verify_password,
+)
+from domain.errors import Unauthorized
+from domain.ids import new_id
+from schemas.envelope import new_event
+from schemas.events import UserRegistered
+from stores.identity import IdentityStore, UserRow
+
+
+class AuthService:
+    def __init__(self, identity: IdentityStore, tokens: TokenService, refresh_ttl: int) -> None:
+        self.identity = identity
+        self.tokens = tokens
+        self.refresh_ttl = refresh_ttl
+
+    async def register(self, cmd: Register) -> dict[str, Any]:
+        # Argon2id is deliberately slow: keep it off the event loop.
+        password_hash = await asyncio.to_thread(hash_password, cmd.password)
+        user = UserRow(new_id(), cmd.username, str(cmd.email), password_hash, datetime.now(UTC))
+        event = new_event(
+            UserRegistered(user_id=user.user_id, username=user.username, created_at=user.created_at),
+            key=user.user_id,
+        )
+        await self.identity.create_user(user, event)
+        return {"user_id": user.user_id, "username": user.username}
+
+    async def login(self, cmd: Login) -> dict[str, Any]:
+        user = await self.identity.find_user_by_login(cmd.login)
+        ok = await asyncio.to_thread(
+            verify_password, user.password_hash if user else None, cmd.password
+        )
+        if not ok or user is None:
+            raise Unauthorized("wrong login or password")
+        return await self._issue(Principal(user.user_id, user.username), new_id())
+
+    async def refresh(self, refresh_token: str) -> dict[str, Any]:
+        new_token = new_refresh_token()
+        rotated = await self.identity.rotate_refresh_token(
+            token_digest(refresh_token), token_digest(new_token), self._refresh_expiry()
+        )
+        if rotated is None:
+            raise Unauthorized("refresh token is not valid", {"refresh_token": "revoked"})
+        user_id, _family = rotated
+        user = await self.identity.find_user_by_id(user_id)
+        if user is None:
+            raise Unauthorized("account no longer exists")
+        return self._pair(Principal(user.user_id, user.username), new_token)
+
+    async def logout(self, refresh_token: str) -> None:
+        await self.identity.revoke_refresh_token(token_digest(refresh_token))
+
+    async def _issue(self, principal: Principal, family_id: str) -> dict[str, Any]:
+        token = new_refresh_token()
+        await self.identity.store_refresh_token(
+            token_digest(token), family_id, principal.user_id, self._refresh_expiry()
+        )
+        return self._pair(principal, token)
+
+    def _pair(self, principal: Principal, refresh_token: str) -> dict[str, Any]:
+        return {
+            "access_token": self.tokens.issue(principal),
+            "refresh_token": refresh_token,
+            "token_type": "bearer",
+            "expires_in": self.tokens.ttl_seconds,
+        }
+
+    def _refresh_expiry(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self.refresh_ttl)

@@ -1,0 +1,99 @@
+"""Posts: accepted onto the log (202), materialised into shards by the content dataflow."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from api.commands import CreatePost
+from api.security import Principal
+from domain.errors import Forbidden
+from domain.ids import new_post_id
+from schemas.envelope import new_event
+from schemas.events import PostCreated
+from stores.identity import IdentityStore
+from stores.kafka import EventPublisher
+from stores.posts import PostStore
+from stores.redis_store import LiveVotes
+
+
+def post_view(row: dict[str, Any], my_vote: int | None = None) -> dict[str, Any]:
+    view = {
+        "post_id": row["post_id"],
+        "community": row["community_name"],
+        "author": row["author_name"],
+        "title": row["title"],
+        "kind": row["kind"],
+        "body": row.get("body"),
+        "url": row.get("url"),
+        "media_id": row.get("media_id"),
+        "score": row.get("score", 0),
+        "upvotes": row.get("upvotes", 0),
+        "downvotes": row.get("downvotes", 0),
+        "comment_count": row.get("comment_count", 0),
+        "created_at": row["created_at"],
+    }
+    if my_vote is not None:
+        view["my_vote"] = my_vote
+    return view
+
+
+class PostService:
+    def __init__(
+        self,
+        identity: IdentityStore,
+        posts: PostStore,
+        publisher: EventPublisher,
+        live: LiveVotes,
+    ) -> None:
+        self.identity = identity
+        self.posts = posts
+        self.publisher = publisher
+        self.live = live
+
+    async def create(self, principal: Principal, community_name: str, cmd: CreatePost) -> dict:
+        community = await self.identity.get_community(community_name)
+        if community.visibility != "public" and not await self.identity.is_member(
+            community.community_id, principal.user_id
+        ):
+            raise Forbidden("only members may post here", {"community": community.name})
+        payload = PostCreated(
+            post_id=new_post_id(community.community_id),
+            community_id=community.community_id,
+            community_name=community.name,
+            author_id=principal.user_id,
+            author_name=principal.username,
+            title=cmd.title,
+            kind=cmd.kind,
+            body=cmd.body,
+            url=cmd.url,
+            media_id=cmd.media_id,
+            created_at=datetime.now(UTC),
+        )
+        await self.publisher.publish(new_event(payload, key=community.community_id))
+        return post_view(payload.model_dump())
+
+    async def get(self, post_id: str, principal: Principal | None) -> dict[str, Any]:
+        row = await self.posts.get(post_id)
+        votes = await self._my_votes(principal, [row])
+        return post_view(row, votes.get(row["post_id"]) if principal else None)
+
+    async def list_community(
+        self,
+        community_name: str,
+        principal: Principal | None,
+        limit: int,
+        cursor: str | None,
+    ) -> dict[str, Any]:
+        community = await self.identity.get_community(community_name)
+        rows, next_cursor = await self.posts.list_new(community.community_id, limit, cursor)
+        votes = await self._my_votes(principal, rows)
+        items = [post_view(r, votes.get(r["post_id"]) if principal else None) for r in rows]
+        return {"items": items, "next_cursor": next_cursor}
+
+    async def _my_votes(
+        self, principal: Principal | None, rows: list[dict[str, Any]]
+    ) -> dict[str, int]:
+        if principal is None:
+            return {}
+        return await self.live.directions(principal.user_id, [r["post_id"] for r in rows])

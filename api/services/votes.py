@@ -1,0 +1,55 @@
+"""Votes: the user's state and live score change atomically in Redis, then the event is
+published (awaited). The votes dataflow, reading the log, owns the authoritative tally."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from api.commands import CastVote
+from api.security import Principal
+from domain.errors import Archived, NotFound, Unavailable
+from domain.ids import community_of_post, created_at, is_valid_id
+from schemas.envelope import new_event
+from schemas.events import VoteCast
+from stores.kafka import EventPublisher
+from stores.redis_store import LiveVotes
+
+
+class VoteService:
+    def __init__(self, live: LiveVotes, publisher: EventPublisher, archive_days: int) -> None:
+        self.live = live
+        self.publisher = publisher
+        self.archive_after = timedelta(days=archive_days)
+
+    async def cast(self, principal: Principal, cmd: CastVote) -> dict[str, Any]:
+        target = cmd.target_id
+        if cmd.target_type == "post":
+            community_of_post(target)
+        elif not is_valid_id(target[:26]):
+            raise NotFound("comment not found", {"target_id": target})
+        if created_at(target) < datetime.now(UTC) - self.archive_after:
+            raise Archived("voting is closed on archived content", {"target_id": target})
+        outcome = await self.live.cast(target, principal.user_id, cmd.direction)
+        if outcome.status < 0:
+            raise NotFound(f"{cmd.target_type} not found", {"target_id": target})
+        if outcome.status > 0:
+            event = new_event(
+                VoteCast(
+                    user_id=principal.user_id,
+                    target_id=target,
+                    target_type=cmd.target_type,
+                    community_id=outcome.community_id,
+                    author_id=outcome.author_id,
+                    direction=cmd.direction,
+                    previous=outcome.previous,  # type: ignore[arg-type]
+                    version=outcome.version,
+                ),
+                key=target,
+            )
+            try:
+                await self.publisher.publish(event)
+            except Unavailable:
+                await self.live.revert(target, principal.user_id, outcome.previous, outcome.version)
+                raise
+        return {"target_id": target, "direction": cmd.direction, "score": outcome.score}

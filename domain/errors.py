@@ -1,0 +1,50 @@
+"""Domain errors: each names the HTTP status a client sees, with no web framework import."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class ValidationFailed(DomainError):
+    status = 400
+    code = "validation_failed"
+
+
+class Unauthorized(DomainError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(DomainError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "conflict"
+
+
+class Archived(DomainError):
+    status = 409
+    code = "archived"
+
+
+class Unavailable(DomainError):
+    status = 503
+    code = "unavailable"

@@ -1,0 +1,69 @@
+"""Vote transitions and per-target tallies.
+
+A user's vote on a target is one of up (1), none (0) or down (-1); any of the nine
+transitions is allowed. Each accepted change carries a per-target version `v`
+assigned atomically by the API's Redis script (monotonic per target, therefore per
+user and target). The tally keeps every voter's latest (version, direction), so
+events applied in any order, or twice, give the same counts: a stale or repeated
+event is ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Direction = Literal[-1, 0, 1]
+DIRECTIONS: tuple[int, ...] = (-1, 0, 1)
+
+
+def transition_delta(previous: int, new: int) -> tuple[int, int]:
+    """(delta upvotes, delta downvotes) of moving a vote from `previous` to `new`."""
+    if previous not in DIRECTIONS or new not in DIRECTIONS:
+        raise ValueError(f"direction must be -1, 0 or 1, got {previous} -> {new}")
+    d_up = (new == 1) - (previous == 1)
+    d_down = (new == -1) - (previous == -1)
+    return d_up, d_down
+
+
+@dataclass
+class Tally:
+    """Authoritative tally of one target plus the state needed to stay exact.
+
+    `voters` maps user id -> version * 4 + (direction + 1): one int per voter keeps
+    the state small (it is pickled into every recovery snapshot that touches it).
+    `seq` counts applied changes: a strictly increasing version for idempotent sinks.
+    """
+
+    upvotes: int = 0
+    downvotes: int = 0
+    seq: int = 0
+    max_version: int = 0
+    voters: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def score(self) -> int:
+        return self.upvotes - self.downvotes
+
+    def apply(self, user_id: str, direction: int, version: int) -> bool:
+        """Apply one vote; False when it is older than (or equal to) what is held."""
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be -1, 0 or 1, got {direction}")
+        packed = self.voters.get(user_id)
+        previous = 0
+        if packed is not None:
+            held_version, held_dir = divmod(packed, 4)
+            if version <= held_version:
+                return False
+            previous = held_dir - 1
+        d_up, d_down = transition_delta(previous, direction)
+        self.upvotes += d_up
+        self.downvotes += d_down
+        self.voters[user_id] = version * 4 + direction + 1
+        self.seq += 1
+        self.max_version = max(self.max_version, version)
+        return True
+
+    def direction_of(self, user_id: str) -> int:
+        packed = self.voters.get(user_id)
+        return 0 if packed is None else packed % 4 - 1

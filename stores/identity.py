@@ -1,0 +1,238 @@
+"""Identity database adapter: users, refresh tokens, communities, memberships.
+
+Every write that others must learn about inserts its event into the outbox in
+the same transaction (no dual writes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from domain.errors import Conflict, NotFound
+from schemas.envelope import Envelope, encode, topic_of
+
+
+@dataclass(frozen=True)
+class UserRow:
+    user_id: str
+    username: str
+    email: str
+    password_hash: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CommunityRow:
+    community_id: str
+    name: str
+    description: str
+    visibility: str
+    creator_id: str
+    member_count: int
+    created_at: datetime
+
+
+async def _outbox(conn: asyncpg.Connection, event: Envelope) -> None:
+    await conn.execute(
+        "INSERT INTO outbox (topic, key, event_id, value) VALUES ($1, $2, $3, $4)",
+        topic_of(event).name,
+        event.key,
+        event.event_id,
+        encode(event),
+    )
+
+
+class IdentityStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    # users ---------------------------------------------------------------
+    async def create_user(self, user: UserRow, event: Envelope) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            try:
+                await conn.execute(
+                    "INSERT INTO users (user_id, username, email, password_hash, created_at)"
+                    " VALUES ($1, $2, $3, $4, $5)",
+                    user.user_id,
+                    user.username,
+                    user.email,
+                    user.password_hash,
+                    user.created_at,
+                )
+            except asyncpg.UniqueViolationError as exc:
+                field = "username" if "username" in (exc.constraint_name or "") else "email"
+                raise Conflict(f"{field} is taken", {"field": field}) from None
+            await _outbox(conn, event)
+
+    async def find_user_by_login(self, login: str) -> UserRow | None:
+        row = await self.pool.fetchrow(
+            "SELECT user_id, username, email, password_hash, created_at FROM users"
+            " WHERE deleted_at IS NULL AND (lower(username) = lower($1) OR lower(email) = lower($1))",
+            login,
+        )
+        return UserRow(**dict(row)) if row else None
+
+    async def find_user_by_name(self, username: str) -> UserRow | None:
+        row = await self.pool.fetchrow(
+            "SELECT user_id, username, email, password_hash, created_at FROM users"
+            " WHERE deleted_at IS NULL AND lower(username) = lower($1)",
+            username,
+        )
+        return UserRow(**dict(row)) if row else None
+
+    async def find_user_by_id(self, user_id: str) -> UserRow | None:
+        row = await self.pool.fetchrow(
+            "SELECT user_id, username, email, password_hash, created_at FROM users"
+            " WHERE deleted_at IS NULL AND user_id = $1",
+            user_id,
+        )
+        return UserRow(**dict(row)) if row else None
+
+    async def update_password_hash(self, user_id: str, password_hash: str) -> None:
+        await self.pool.execute(
+            "UPDATE users SET password_hash = $2 WHERE user_id = $1", user_id, password_hash
+        )
+
+    # refresh tokens ------------------------------------------------------
+    async def store_refresh_token(
+        self, token_hash: str, family_id: str, user_id: str, expires_at: datetime
+    ) -> None:
+        await self.pool.execute(
+            "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at)"
+            " VALUES ($1, $2, $3, $4)",
+            token_hash,
+            family_id,
+            user_id,
+            expires_at,
+        )
+
+    async def rotate_refresh_token(
+        self, old_hash: str, new_hash: str, expires_at: datetime
+    ) -> tuple[str, str] | None:
+        """Revoke `old_hash` and issue `new_hash` in its family.
+
+        Returns (user_id, family_id), or None when the old token is unknown, expired
+        or already revoked; a revoked one being reused revokes its whole family.
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "UPDATE refresh_tokens SET revoked_at = now()"
+                " WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > now()"
+                " RETURNING user_id, family_id",
+                old_hash,
+            )
+            if row is None:
+                await conn.execute(
+                    "UPDATE refresh_tokens SET revoked_at = coalesce(revoked_at, now())"
+                    " WHERE family_id = (SELECT family_id FROM refresh_tokens"
+                    " WHERE token_hash = $1 AND revoked_at IS NOT NULL)",
+                    old_hash,
+                )
+                return None
+            await conn.execute(
+                "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at)"
+                " VALUES ($1, $2, $3, $4)",
+                new_hash,
+                row["family_id"],
+                row["user_id"],
+                expires_at,
+            )
+            return row["user_id"], row["family_id"]
+
+    async def revoke_refresh_token(self, token_hash: str) -> None:
+        await self.pool.execute(
+            "UPDATE refresh_tokens SET revoked_at = coalesce(revoked_at, now())"
+            " WHERE token_hash = $1",
+            token_hash,
+        )
+
+    # communities ---------------------------------------------------------
+    async def create_community(self, community: CommunityRow, event: Envelope) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            try:
+                await conn.execute(
+                    "INSERT INTO communities (community_id, name, description, visibility,"
+                    " creator_id, member_count, created_at) VALUES ($1, $2, $3, $4, $5, 1, $6)",
+                    community.community_id,
+                    community.name,
+                    community.description,
+                    community.visibility,
+                    community.creator_id,
+                    community.created_at,
+                )
+            except asyncpg.UniqueViolationError:
+                raise Conflict("community name is taken", {"field": "name"}) from None
+            await conn.execute(
+                "INSERT INTO memberships (community_id, user_id, role) VALUES ($1, $2, 'moderator')",
+                community.community_id,
+                community.creator_id,
+            )
+            await _outbox(conn, event)
+
+    async def get_community(self, name: str) -> CommunityRow:
+        row = await self.pool.fetchrow(
+            "SELECT community_id, name, description, visibility, creator_id, member_count,"
+            " created_at FROM communities WHERE lower(name) = lower($1)",
+            name,
+        )
+        if row is None:
+            raise NotFound("community not found", {"name": name})
+        return CommunityRow(**dict(row))
+
+    async def search_communities(self, prefix: str, limit: int) -> list[CommunityRow]:
+        rows = await self.pool.fetch(
+            "SELECT community_id, name, description, visibility, creator_id, member_count,"
+            " created_at FROM communities WHERE lower(name) LIKE $1 ORDER BY member_count DESC,"
+            " name LIMIT $2",
+            prefix.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",
+            limit,
+        )
+        return [CommunityRow(**dict(r)) for r in rows]
+
+    async def change_membership(
+        self, community_id: str, user_id: str, join: bool, make_event: Callable[[int], Envelope]
+    ) -> int:
+        """Join or leave; returns the member count. `make_event(count) -> Envelope`."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if join:
+                changed = await conn.execute(
+                    "INSERT INTO memberships (community_id, user_id) VALUES ($1, $2)"
+                    " ON CONFLICT DO NOTHING",
+                    community_id,
+                    user_id,
+                )
+            else:
+                changed = await conn.execute(
+                    "DELETE FROM memberships WHERE community_id = $1 AND user_id = $2",
+                    community_id,
+                    user_id,
+                )
+            delta = (1 if join else -1) if changed.endswith(" 1") else 0
+            count = await conn.fetchval(
+                "UPDATE communities SET member_count = member_count + $2"
+                " WHERE community_id = $1 RETURNING member_count",
+                community_id,
+                delta,
+            )
+            if delta:
+                await _outbox(conn, make_event(count))
+            return int(count)
+
+    async def is_member(self, community_id: str, user_id: str) -> bool:
+        return bool(
+            await self.pool.fetchval(
+                "SELECT 1 FROM memberships WHERE community_id = $1 AND user_id = $2",
+                community_id,
+                user_id,
+            )
+        )
+
+    async def subscribed_community_ids(self, user_id: str) -> list[str]:
+        rows = await self.pool.fetch(
+            "SELECT community_id FROM memberships WHERE user_id = $1", user_id
+        )
+        return [r["community_id"] for r in rows]

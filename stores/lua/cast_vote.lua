@@ -1,0 +1,36 @@
+-- Record one user's vote on a target and update the live score, atomically.
+-- KEYS[1] target hash t:{id} (c community, a author, up, dn, v), written by the
+--         content dataflow when the target is materialised; absent => unknown target
+-- KEYS[2] voters hash uv:{id} (user -> direction)
+-- ARGV[1] user id, ARGV[2] direction (-1, 0, 1)
+-- Returns {status, previous, version, up, down, community, author}; status 1 changed,
+-- 0 unchanged (idempotent repeat), -1 unknown target.
+-- The version is max(previous version + 1, server time in microseconds): monotonic per
+-- target even if Redis loses its data, so the dataflow can order a user's changes.
+local target = KEYS[1]
+local voters = KEYS[2]
+local user = ARGV[1]
+local dir = tonumber(ARGV[2])
+local meta = redis.call('HMGET', target, 'c', 'a', 'up', 'dn', 'v')
+if not meta[1] then
+  return {-1, 0, 0, 0, 0, '', ''}
+end
+local up = tonumber(meta[3] or '0')
+local dn = tonumber(meta[4] or '0')
+local v = tonumber(meta[5] or '0')
+local prev = tonumber(redis.call('HGET', voters, user) or '0')
+if prev == dir then
+  return {0, prev, v, up, dn, meta[1], meta[2]}
+end
+if prev == 1 then up = up - 1 elseif prev == -1 then dn = dn - 1 end
+if dir == 1 then up = up + 1 elseif dir == -1 then dn = dn + 1 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+if now <= v then now = v + 1 end
+if dir == 0 then
+  redis.call('HDEL', voters, user)
+else
+  redis.call('HSET', voters, user, dir)
+end
+redis.call('HSET', target, 'up', up, 'dn', dn, 'v', now)
+return {1, prev, now, up, dn, meta[1], meta[2]}

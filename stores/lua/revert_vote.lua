@@ -1,0 +1,17 @@
+-- Undo a vote whose event could not be published, if nothing changed the target since.
+-- KEYS[1] target hash, KEYS[2] voters hash; ARGV[1] user, ARGV[2] previous direction,
+-- ARGV[3] the version the failed change was given. Returns 1 if reverted, 0 otherwise.
+local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if v ~= tonumber(ARGV[3]) then
+  return 0
+end
+local user = ARGV[1]
+local prev = tonumber(ARGV[2])
+local cur = tonumber(redis.call('HGET', KEYS[2], user) or '0')
+local up = tonumber(redis.call('HGET', KEYS[1], 'up') or '0')
+local dn = tonumber(redis.call('HGET', KEYS[1], 'dn') or '0')
+if cur == 1 then up = up - 1 elseif cur == -1 then dn = dn - 1 end
+if prev == 1 then up = up + 1 elseif prev == -1 then dn = dn + 1 end
+if prev == 0 then redis.call('HDEL', KEYS[2], user) else redis.call('HSET', KEYS[2], user, prev) end
+redis.call('HSET', KEYS[1], 'up', up, 'dn', dn)
+return 1

@@ -1,0 +1,74 @@
+"""Versioned SQL migrations: `python -m stores.migrate` applies what each database lacks.
+
+Files are `stores/migrations/<kind>/<NNN>_<name>.sql`; kind `identity` goes to the
+identity database, kind `shard` to every post shard. Each file runs once, in a
+transaction, recorded in `schema_migrations`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+import asyncpg
+
+from stores.settings import Settings, get_settings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def migration_files(kind: str) -> list[tuple[int, Path]]:
+    files = []
+    for path in sorted((MIGRATIONS / kind).glob("*.sql")):
+        files.append((int(path.name.split("_", 1)[0]), path))
+    return files
+
+
+async def migrate_database(dsn: str, kind: str) -> list[int]:
+    conn = await asyncpg.connect(dsn)
+    applied: list[int] = []
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        # One migrator at a time per database.
+        await conn.execute("SELECT pg_advisory_lock(7431)")
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        for version, path in migration_files(kind):
+            if version in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(path.read_text())
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                    version,
+                    path.name,
+                )
+            applied.append(version)
+        await conn.execute("SELECT pg_advisory_unlock(7431)")
+    finally:
+        await conn.close()
+    return applied
+
+
+async def migrate_all(settings: Settings, shard_dbs: tuple[str, ...] | None = None) -> None:
+    targets = [(settings.identity_db, "identity")]
+    targets += [(db, "shard") for db in (shard_dbs or settings.shard_dbs)]
+    for database, kind in targets:
+        applied = await migrate_database(settings.dsn(database), kind)
+        print(f"migrate {database} ({kind}): {'applied ' + str(applied) if applied else 'up to date'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--shard", action="append", help="only these shard databases")
+    args = parser.parse_args()
+    settings = get_settings()
+    asyncio.run(migrate_all(settings, tuple(args.shard) if args.shard else None))
+
+
+if __name__ == "__main__":
+    main()

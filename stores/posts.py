@@ -1,0 +1,107 @@
+"""Post shard adapter: the read model the API serves and the upserts the dataflows make."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from domain.errors import NotFound, ValidationFailed
+from stores.pg import ShardRouter
+
+POST_COLUMNS = (
+    "p.post_id, p.community_id, p.community_name, p.author_id, p.author_name, p.title, p.kind,"
+    " p.body, p.url, p.media_id, p.created_at,"
+    " coalesce(a.upvotes, 0) AS upvotes, coalesce(a.downvotes, 0) AS downvotes,"
+    " coalesce(a.score, 0) AS score"
+)
+POST_FROM = "posts p LEFT JOIN post_aggregates a ON a.post_id = p.post_id"
+
+UPSERT_POST = (
+    "INSERT INTO posts (post_id, community_id, community_name, author_id, author_name, title,"
+    " kind, body, url, media_id, created_at, event_id)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    " ON CONFLICT (post_id) DO NOTHING"
+)
+UPSERT_AGGREGATE = (
+    "INSERT INTO post_aggregates (post_id, community_id, upvotes, downvotes, score, seq)"
+    " VALUES ($1, $2, $3, $4, $5, $6)"
+    " ON CONFLICT (post_id) DO UPDATE SET upvotes = EXCLUDED.upvotes,"
+    " downvotes = EXCLUDED.downvotes, score = EXCLUDED.score, seq = EXCLUDED.seq,"
+    " updated_at = now() WHERE post_aggregates.seq < EXCLUDED.seq"
+)
+
+
+def encode_cursor(values: Sequence[Any]) -> str:
+    raw = json.dumps([v.isoformat() if isinstance(v, datetime) else v for v in values])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, arity: int) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(values, list) or len(values) != arity:
+            raise ValueError("wrong arity")
+        return values
+    except ValueError:
+        raise ValidationFailed("cursor is not valid", {"cursor": "malformed"}) from None
+
+
+class PostStore:
+    def __init__(self, router: ShardRouter) -> None:
+        self.router = router
+
+    async def get(self, post_id: str) -> dict[str, Any]:
+        pool = self.router.for_post(post_id)
+        row = await pool.fetchrow(
+            f"SELECT {POST_COLUMNS} FROM {POST_FROM} WHERE p.post_id = $1", post_id
+        )
+        if row is None:
+            raise NotFound("post not found", {"post_id": post_id})
+        return dict(row)
+
+    async def list_new(
+        self, community_id: str, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        pool = self.router.for_community(community_id)
+        if cursor:
+            created, post_id = decode_cursor(cursor, 2)
+            try:
+                created_at = datetime.fromisoformat(created)
+            except (TypeError, ValueError):
+                raise ValidationFailed("cursor is not valid", {"cursor": "malformed"}) from None
+            rows = await pool.fetch(
+                f"SELECT {POST_COLUMNS} FROM {POST_FROM} WHERE p.community_id = $1"
+                " AND (p.created_at, p.post_id) < ($2, $3)"
+                " ORDER BY p.created_at DESC, p.post_id DESC LIMIT $4",
+                community_id,
+                created_at,
+                str(post_id),
+                limit + 1,
+            )
+        else:
+            rows = await pool.fetch(
+                f"SELECT {POST_COLUMNS} FROM {POST_FROM} WHERE p.community_id = $1"
+                " ORDER BY p.created_at DESC, p.post_id DESC LIMIT $2",
+                community_id,
+                limit + 1,
+            )
+        items = [dict(r) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = items[-1]
+            next_cursor = encode_cursor([last["created_at"], last["post_id"]])
+        return items, next_cursor
+
+
+async def upsert_posts(conn: asyncpg.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
+    await conn.executemany(UPSERT_POST, list(rows))
+
+
+async def upsert_aggregates(conn: asyncpg.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
+    await conn.executemany(UPSERT_AGGREGATE, list(rows))

@@ -1,0 +1,105 @@
+"""Redis adapters: the live vote state (Lua, loaded once) and target markers.
+
+Keys: `t:{target}` hash (c community, a author, k kind, up, dn, v) and
+`uv:{target}` hash (user -> direction).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+import redis.asyncio as aioredis
+
+LUA = Path(__file__).parent / "lua"
+
+
+def target_key(target_id: str) -> str:
+    return f"t:{target_id}"
+
+
+def voters_key(target_id: str) -> str:
+    return f"uv:{target_id}"
+
+
+def script_source(name: str) -> str:
+    return (LUA / f"{name}.lua").read_text()
+
+
+def async_client(url: str, max_connections: int = 64) -> aioredis.Redis:
+    # A blocking pool waits for a free connection instead of failing under load.
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=5
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+def sync_client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)
+
+
+@dataclass(frozen=True)
+class VoteOutcome:
+    status: int  # 1 changed, 0 unchanged, -1 unknown target
+    previous: int
+    version: int
+    upvotes: int
+    downvotes: int
+    community_id: str
+    author_id: str
+
+    @property
+    def score(self) -> int:
+        return self.upvotes - self.downvotes
+
+
+class LiveVotes:
+    """The API side: cast a vote atomically and read users' directions."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+        self._cast = client.register_script(script_source("cast_vote"))
+        self._revert = client.register_script(script_source("revert_vote"))
+
+    async def cast(self, target_id: str, user_id: str, direction: int) -> VoteOutcome:
+        raw = await self._cast(
+            keys=[target_key(target_id), voters_key(target_id)], args=[user_id, direction]
+        )
+        status, prev, version, up, down, community, author = raw
+        return VoteOutcome(
+            int(status),
+            int(prev),
+            int(version),
+            int(up),
+            int(down),
+            _text(community),
+            _text(author),
+        )
+
+    async def revert(self, target_id: str, user_id: str, previous: int, version: int) -> bool:
+        done = await self._revert(
+            keys=[target_key(target_id), voters_key(target_id)],
+            args=[user_id, previous, version],
+        )
+        return bool(done)
+
+    async def directions(self, user_id: str, target_ids: list[str]) -> dict[str, int]:
+        """The user's vote on each target, in one round trip."""
+        if not target_ids:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        for target_id in target_ids:
+            pipe.hget(voters_key(target_id), user_id)
+        values = await pipe.execute()
+        return {t: int(v) if v is not None else 0 for t, v in zip(target_ids, values, strict=True)}
+
+    async def score(self, target_id: str) -> tuple[int, int] | None:
+        up, down, community = await self.client.hmget(target_key(target_id), "up", "dn", "c")
+        if community is None:
+            return None
+        return int(up or 0), int(down or 0)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

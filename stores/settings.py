@@ -1,0 +1,95 @@
+"""Runtime settings: environment variables first, then the local stack's env file.
+
+The local stack script (`deploy/stack.sh up`) writes `<state>/stack.env` with the
+addresses and generated secrets of the servers it started; production sets the
+same names as environment variables and ships no file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("STATE_DIR", REPO_ROOT / ".state"))
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if not path.exists():
+        return values
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        values[key.strip()] = value.strip()
+    return values
+
+
+@dataclass(frozen=True)
+class Settings:
+    pg_host: str
+    pg_port: int
+    pg_user: str
+    pg_password: str = field(repr=False)
+    identity_db: str
+    shard_dbs: tuple[str, ...]
+    redis_url: str
+    kafka_bootstrap: str
+    cql_hosts: tuple[str, ...]
+    cql_port: int
+    cql_keyspace: str
+    jwt_secret: str = field(repr=False)
+    jwt_issuer: str = "agora"
+    jwt_audience: str = "agora-api"
+    access_ttl_seconds: int = 900
+    refresh_ttl_seconds: int = 7 * 24 * 3600
+    vote_archive_days: int = 180
+    ring_vnodes: int = 40
+
+    def dsn(self, database: str) -> str:
+        return (
+            f"postgresql://{self.pg_user}:{self.pg_password}@{self.pg_host}:{self.pg_port}"
+            f"/{database}"
+        )
+
+    @property
+    def recovery_root(self) -> Path:
+        return Path(os.environ.get("RECOVERY_ROOT", state_dir() / "recovery"))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    file_values = _read_env_file(state_dir() / "stack.env")
+
+    def get(name: str, default: str | None = None) -> str:
+        value = os.environ.get(name) or file_values.get(name) or default
+        if value is None:
+            raise RuntimeError(
+                f"setting {name} is missing: export it or start the local stack "
+                "with `bash deploy/stack.sh up`"
+            )
+        return value
+
+    return Settings(
+        pg_host=get("PG_HOST", "127.0.0.1"),
+        pg_port=int(get("PG_PORT", "55432")),
+        pg_user=get("PG_USER", "platform"),
+        pg_password=get("PG_PASSWORD"),
+        identity_db=get("PG_IDENTITY_DB", "identity"),
+        shard_dbs=tuple(get("PG_SHARD_DBS", "posts_shard_0,posts_shard_1").split(",")),
+        redis_url=get("REDIS_URL", "redis://127.0.0.1:56379/0"),
+        kafka_bootstrap=get("KAFKA_BOOTSTRAP", "127.0.0.1:59092"),
+        cql_hosts=tuple(get("CQL_HOSTS", "127.0.0.1").split(",")),
+        cql_port=int(get("CQL_PORT", "59042")),
+        cql_keyspace=get("CQL_KEYSPACE", "platform"),
+        jwt_secret=get("JWT_SECRET"),
+        access_ttl_seconds=int(get("ACCESS_TTL_SECONDS", "900")),
+        vote_archive_days=int(get("VOTE_ARCHIVE_DAYS", "180")),
+    )

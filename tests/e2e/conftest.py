@@ -1,0 +1,108 @@
+"""End-to-end fixtures: the API and the dataflows as real processes on the real stack."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from domain.ids import new_id
+from tests.processes import Process, start_api, start_dataflow, wait_for
+
+
+@pytest.fixture(scope="session")
+def log_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="agora-test-logs-"))
+
+
+@dataclass
+class Platform:
+    base: str
+    api: Process
+    flows: dict[str, Process]
+    log_dir: Path
+
+    def restart_flow(self, name: str) -> Process:
+        self.flows[name] = start_dataflow(name, self.log_dir)
+        return self.flows[name]
+
+
+@pytest.fixture(scope="session")
+def platform(stack, log_dir) -> Iterator[Platform]:  # type: ignore[no-untyped-def]
+    flows = {name: start_dataflow(name, log_dir) for name in ("content", "votes")}
+    api, base = start_api(log_dir)
+    yield Platform(base, api, flows, log_dir)
+    api.stop()
+    for proc in flows.values():
+        proc.stop()
+
+
+@dataclass
+class User:
+    username: str
+    password: str
+    user_id: str
+    token: str
+    refresh: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+class Client:
+    def __init__(self, base: str) -> None:
+        self.http = httpx.Client(base_url=f"{base}/api/v1", timeout=30)
+
+    def register(self, prefix: str = "u") -> User:
+        name = f"{prefix}{new_id()[-10:].lower()}"
+        password = "correct horse battery"
+        r = self.http.post(
+            "/auth/register", json={"username": name, "email": f"{name}@example.com",
+                                    "password": password},
+        )
+        assert r.status_code == 201, r.text
+        user_id = r.json()["user_id"]
+        tokens = self.login(name, password)
+        return User(name, password, user_id, tokens["access_token"], tokens["refresh_token"])
+
+    def login(self, login: str, password: str) -> dict[str, Any]:
+        r = self.http.post("/auth/login", json={"login": login, "password": password})
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    def community(self, owner: User) -> str:
+        name = f"c{new_id()[-12:].lower()}"
+        r = self.http.post("/communities", json={"name": name, "description": "test"},
+                           headers=owner.headers)
+        assert r.status_code == 201, r.text
+        return name
+
+    def post(self, author: User, community: str, title: str = "hello") -> str:
+        r = self.http.post(f"/communities/{community}/posts",
+                           json={"title": title, "kind": "text", "body": "body"},
+                           headers=author.headers)
+        assert r.status_code == 202, r.text
+        post_id: str = r.json()["post_id"]
+        wait_for(lambda: self.http.get(f"/posts/{post_id}").status_code == 200, timeout=20,
+                 what=f"post {post_id} to be materialised")
+        return post_id
+
+    def vote(self, user: User, target_id: str, direction: int) -> httpx.Response:
+        return self.http.put("/votes", json={"target_id": target_id, "target_type": "post",
+                                             "direction": direction}, headers=user.headers)
+
+    def get_post(self, post_id: str, user: User | None = None) -> dict[str, Any]:
+        r = self.http.get(f"/posts/{post_id}", headers=user.headers if user else None)
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def client(platform) -> Client:  # type: ignore[no-untyped-def]
+    return Client(platform.base)

@@ -1,0 +1,45 @@
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from domain.errors import NotFound
+from domain.ids import community_of_post, created_at, new_id, new_post_id
+from stores.ring import ShardRing
+
+
+def test_post_id_carries_its_community():
+    community = new_id()
+    post_id = new_post_id(community)
+    assert community_of_post(post_id) == community
+
+
+@pytest.mark.parametrize("bad", ["", "abc", "x-y", new_id(), f"{new_id()}-short", "-" * 53])
+def test_malformed_post_ids_are_not_found(bad):
+    with pytest.raises(NotFound):
+        community_of_post(bad)
+
+
+def test_ids_are_time_ordered():
+    first, second = new_id(), new_id()
+    assert abs(created_at(first) - datetime.now(UTC)) < timedelta(seconds=5)
+    assert first[:10] <= second[:10]
+
+
+def test_ring_is_deterministic_and_balanced():
+    ring = ShardRing(["posts_shard_0", "posts_shard_1"], vnodes=40)
+    ids = [new_id() for _ in range(4000)]
+    placement = [ring.shard_for(i) for i in ids]
+    assert placement == [ShardRing(["posts_shard_0", "posts_shard_1"]).shard_for(i) for i in ids]
+    counts = Counter(placement)
+    assert set(counts) == {"posts_shard_0", "posts_shard_1"}
+    assert min(counts.values()) > 1200
+
+
+def test_adding_a_shard_moves_about_a_third():
+    ids = [new_id() for _ in range(6000)]
+    two = ShardRing(["posts_shard_0", "posts_shard_1"])
+    three = ShardRing(["posts_shard_0", "posts_shard_1", "posts_shard_2"])
+    moved = [i for i in ids if two.shard_for(i) != three.shard_for(i)]
+    assert all(three.shard_for(i) == "posts_shard_2" for i in moved)
+    assert 0.2 < len(moved) / len(ids) < 0.5
