@@ -10,6 +10,10 @@ from sanic.exceptions import SanicException
 from api.http import json
 from domain.errors import DomainError
 
+from asyncpg import CannotConnectNowError, PostgresConnectionError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 log = logging.getLogger("api.errors")
 
 SANIC_CODES = {
@@ -42,6 +46,19 @@ def install(app: Sanic) -> None:
             log.exception("server error")
             message = "internal error"
         return json(error_body(code, message), status)
+
+    @app.exception(
+        CannotConnectNowError,
+        PostgresConnectionError,
+        RedisConnectionError,
+        RedisTimeoutError,
+        ConnectionError,
+        OSError,
+    )
+    async def dependency_down(_request: Request, exc: Exception) -> HTTPResponse:
+        log.warning("dependency unavailable: %s", type(exc).__name__)
+        body = error_body("unavailable", "a dependency is unavailable, retry shortly")
+        return json(body, 503, {"Retry-After": "1"})
 
     @app.exception(Exception)
     async def unexpected(_request: Request, exc: Exception) -> HTTPResponse:

@@ -10,6 +10,7 @@ event is ignored.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -59,7 +60,8 @@ class Tally:
         d_up, d_down = transition_delta(previous, direction)
         self.upvotes += d_up
         self.downvotes += d_down
-        self.voters[user_id] = version * 4 + direction + 1
+        # Interned: one string per user however many targets they vote on.
+        self.voters[sys.intern(user_id)] = version * 4 + direction + 1
         self.seq += 1
         self.max_version = max(self.max_version, version)
         return True

@@ -8,6 +8,7 @@ import jwt
 import pytest
 
 from api.security import Principal, TokenService
+from domain.ids import new_id, new_post_id
 from schemas.topics import VOTES
 from stores.kafka_admin import end_offsets
 
@@ -75,8 +76,10 @@ def test_unknown_post_and_route(client, setup):
     user, *_ = setup
     assert_error(client.http.get("/posts/not-a-post"), 404)
     assert_error(client.http.get("/no/such/route"), 404)
-    r = client.vote(user, "01JD0000000000000000000000-01JD0000000000000000000000", 1)
-    assert_error(r, 404)
+    assert_error(client.vote(user, new_post_id(new_id()), 1), 404)
+    # a post older than the archive age no longer takes votes
+    old = "01JD0000000000000000000000-01JD0000000000000000000000"
+    assert assert_error(client.vote(user, old, 1), 409)["code"] == "archived"
 
 
 def _claims(settings, **overrides):

@@ -1,0 +1,94 @@
+"""Helpers for benchmarks: a seeded community with posts, minted tokens, percentiles."""
+
+from __future__ import annotations
+
+import re
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from api.security import Principal, TokenService
+from domain.ids import new_id
+from stores.settings import Settings
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary(values: list[float]) -> str:
+    return (f"n={len(values)} p50={percentile(values, 50) * 1000:.1f}ms "
+            f"p99={percentile(values, 99) * 1000:.1f}ms "
+            f"mean={statistics.fmean(values) * 1000:.1f}ms" if values else "n=0")
+
+
+def mint_tokens(settings: Settings, count: int) -> list[str]:
+    """Access tokens for simulated users (the vote path checks the token, not a user row)."""
+    service = TokenService(settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience, 3600)
+    return [service.issue(Principal(new_id(), f"sim{i}")) for i in range(count)]
+
+
+@dataclass
+class Seed:
+    community: str
+    post_ids: list[str]
+    headers: dict[str, str]
+
+
+def seed_posts(base: str, count: int, prefix: str = "bench") -> Seed:
+    http = httpx.Client(base_url=f"{base}/api/v1", timeout=30)
+    name = f"{prefix}{new_id()[-8:].lower()}"
+    password = "bench-password"
+    http.post("/auth/register", json={"username": name, "email": f"{name}@example.com",
+                                      "password": password}).raise_for_status()
+    token = http.post("/auth/login", json={"login": name, "password": password}).json()
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    http.post("/communities", json={"name": name}, headers=headers).raise_for_status()
+    post_ids = []
+    for i in range(count):
+        r = http.post(f"/communities/{name}/posts", json={"title": f"post {i}"}, headers=headers)
+        r.raise_for_status()
+        post_ids.append(r.json()["post_id"])
+    deadline = time.monotonic() + 60
+    for post_id in post_ids:
+        while http.get(f"/posts/{post_id}").status_code != 200:
+            if time.monotonic() > deadline:
+                raise RuntimeError("posts were not materialised within 60 s")
+            time.sleep(0.05)
+    return Seed(name, post_ids, headers)
+
+
+@dataclass
+class WrkResult:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    requests: int
+    raw: str
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run_wrk(url: str, script: str, seconds: int, connections: int, threads: int = 2) -> WrkResult:
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script,
+         url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    non = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return WrkResult(rps, p50, p99, int(non.group(1)) if non else 0, total, out)

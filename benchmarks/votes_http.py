@@ -1,0 +1,109 @@
+"""Votes through the HTTP API: throughput, API latency and freshness under load.
+
+    python -m benchmarks.votes_http [--base URL] [--seconds 20] [--connections 64]
+
+Needs the platform running (`bash deploy/up.sh`) and `wrk` (apt-get install wrk).
+wrk drives PUT /votes from many simulated users (minted tokens) over many posts;
+meanwhile a probe votes on posts nobody else touches and polls GET /posts/{id}
+until the authoritative tally (written by the votes dataflow) shows its vote:
+that interval is the freshness.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from benchmarks.common import mint_tokens, percentile, run_wrk, seed_posts, summary
+from stores.settings import get_settings
+
+LUA = """
+local tokens = {%(tokens)s}
+local targets = {%(targets)s}
+local dirs = {1, -1, 0}
+math.randomseed(os.time())
+request = function()
+  local body = '{"target_id":"' .. targets[math.random(#targets)] ..
+    '","target_type":"post","direction":' .. dirs[math.random(3)] .. '}'
+  return wrk.format("PUT", "/api/v1/votes", {
+    ["Authorization"] = "Bearer " .. tokens[math.random(#tokens)],
+    ["Content-Type"] = "application/json"}, body)
+end
+"""
+
+
+def freshness_probe(base: str, posts: list[str], token: str, stop: threading.Event,
+                    out: list[float]) -> None:
+    http = httpx.Client(base_url=f"{base}/api/v1", timeout=10)
+    headers = {"Authorization": f"Bearer {token}"}
+    direction = 1
+    while not stop.is_set():
+        for post_id in posts:
+            if stop.is_set():
+                return
+            r = http.put("/votes", json={"target_id": post_id, "target_type": "post",
+                                         "direction": direction}, headers=headers)
+            accepted = time.perf_counter()
+            if r.status_code != 200:
+                continue
+            want = 1 if direction == 1 else 0
+            deadline = accepted + 10
+            while time.perf_counter() < deadline:
+                if http.get(f"/posts/{post_id}").json()["upvotes"] == want:
+                    out.append(time.perf_counter() - accepted)
+                    break
+                time.sleep(0.005)
+        direction = 0 if direction == 1 else 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--base", default="http://127.0.0.1:8000")
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--posts", type=int, default=200)
+    args = parser.parse_args()
+    settings = get_settings()
+
+    seed = seed_posts(args.base, args.posts + 10)
+    loaded, probed = seed.post_ids[: args.posts], seed.post_ids[args.posts:]
+    tokens = mint_tokens(settings, args.users + 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "votes.lua"
+        script.write_text(LUA % {
+            "tokens": ",".join(f'"{t}"' for t in tokens[1:]),
+            "targets": ",".join(f'"{p}"' for p in loaded),
+        })
+        stop = threading.Event()
+        fresh: list[float] = []
+        probe = threading.Thread(target=freshness_probe,
+                                 args=(args.base, probed, tokens[0], stop, fresh))
+        probe.start()
+        result = run_wrk(args.base, str(script), args.seconds, args.connections)
+        stop.set()
+        probe.join()
+
+    print(f"votes via HTTP, {args.seconds}s, {args.connections} connections, "
+          f"{args.users} users, {args.posts} posts")
+    print(f"  accepted votes/s : {result.requests_per_second:.0f} "
+          f"({result.requests} requests, {result.non_2xx} non-2xx)")
+    print(f"  API latency      : p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms")
+    print(f"  freshness        : {summary(fresh)}")
+    print(json.dumps({
+        "votes_per_second": round(result.requests_per_second),
+        "p50_ms": result.p50_ms, "p99_ms": result.p99_ms, "non_2xx": result.non_2xx,
+        "freshness_p50_ms": round(percentile(fresh, 50) * 1000, 1),
+        "freshness_p99_ms": round(percentile(fresh, 99) * 1000, 1),
+        "freshness_samples": len(fresh),
+    }))
+
+
+if __name__ == "__main__":
+    main()

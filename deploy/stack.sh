@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# Local stack: PostgreSQL, Redis, Kafka (KRaft) and Cassandra on 127.0.0.1.
+# Data, logs, PIDs and generated secrets live under ${STATE_DIR:-<repo>/.state}.
+#
+#   deploy/stack.sh up              install what is missing, start what is not
+#                                   running, wait until ready, write stack.env
+#   deploy/stack.sh down            stop the processes this script started
+#   deploy/stack.sh status          one line per service; exit 3 if any is down
+#   deploy/stack.sh createdb NAME   add a database owned by the platform role
+#
+# Ports (env): PG_PORT=55432 REDIS_PORT=56379 KAFKA_PORT=59092
+#   KAFKA_CONTROLLER_PORT=59093 CQL_PORT=59042 CASSANDRA_STORAGE_PORT=57000
+#   CASSANDRA_JMX_PORT=57199
+# Readiness deadlines in seconds (env): PG_READY_TIMEOUT=60 REDIS_READY_TIMEOUT=60
+#   KAFKA_READY_TIMEOUT=60 CASSANDRA_READY_TIMEOUT=120
+# Heap (env): KAFKA_HEAP_OPTS="-Xms512m -Xmx1g" CASSANDRA_HEAP_OPTS="-Xms1G -Xmx1G"
+# Databases (env): PG_SHARD_DBS=posts_shard_0,posts_shard_1 is what `up` creates
+#   and writes to stack.env; `createdb` alone does not change stack.env.
+# Python with confluent-kafka and cassandra-driver (env): PYTHON=python3
+set -euo pipefail
+
+DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+REPO_ROOT="$(dirname "$DEPLOY_DIR")"
+STATE="$(realpath -m "${STATE_DIR:-$REPO_ROOT/.state}")"
+PYTHON="${PYTHON:-$(command -v python3 || command -v python || echo python3)}"
+
+# shellcheck source=lib/common.sh
+. "$DEPLOY_DIR/lib/common.sh"
+# shellcheck source=lib/postgres.sh
+. "$DEPLOY_DIR/lib/postgres.sh"
+# shellcheck source=lib/redis.sh
+. "$DEPLOY_DIR/lib/redis.sh"
+# shellcheck source=lib/kafka.sh
+. "$DEPLOY_DIR/lib/kafka.sh"
+# shellcheck source=lib/cassandra.sh
+. "$DEPLOY_DIR/lib/cassandra.sh"
+
+SERVICES=(postgres redis kafka cassandra)
+START_ORDER=(cassandra kafka postgres redis)   # slowest first
+ENV_FILE="$STATE/stack.env"
+
+usage() {
+  sed -n '3,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
+  exit "${1:-2}"
+}
+
+# One stack.sh at a time per state folder.
+take_lock() {
+  mkdir -p "$STATE"
+  exec 9>"$STATE/.lock"
+  flock -w 900 9 || die "another deploy/stack.sh is running on $STATE"
+}
+
+check_ports() {
+  local v
+  for v in PG_PORT REDIS_PORT KAFKA_PORT KAFKA_CONTROLLER_PORT CQL_PORT \
+    CASSANDRA_STORAGE_PORT CASSANDRA_JMX_PORT; do
+    if ! [[ "${!v}" =~ ^[0-9]{1,5}$ ]] || [ "${!v}" -lt 1 ] || [ "${!v}" -gt 65535 ]; then
+      die "$v must be a port number, not '${!v}'"
+    fi
+  done
+}
+
+prepare_state_dir() {
+  check_ports
+  mkdir -p "$STATE"
+  # The postgres OS user must be able to traverse it (adds x only).
+  chmod a+x "$STATE"
+}
+
+check_python_clients() {
+  "$PYTHON" -c 'import confluent_kafka, cassandra.cluster' 2>/dev/null ||
+    die "$PYTHON lacks confluent-kafka or cassandra-driver (pip install confluent-kafka cassandra-driver)"
+}
+
+write_env() {
+  local tmp="$ENV_FILE.tmp"
+  (
+    umask 077
+    cat >"$tmp" <<EOF
+PG_HOST=127.0.0.1
+PG_PORT=$PG_PORT
+PG_USER=$PG_USER
+PG_PASSWORD=$(secret pg_password 24)
+PG_IDENTITY_DB=$PG_IDENTITY_DB
+PG_SHARD_DBS=$PG_SHARD_DBS
+REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
+KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT
+CQL_HOSTS=127.0.0.1
+CQL_PORT=$CQL_PORT
+CQL_KEYSPACE=$CQL_KEYSPACE
+JWT_SECRET=$(secret jwt_secret 32)
+EOF
+  )
+  chmod 600 "$tmp"
+  mv -f "$tmp" "$ENV_FILE"
+}
+
+ensure_topics() {
+  [ -f "$REPO_ROOT/stores/kafka_admin.py" ] || return 0
+  info "kafka: python -m stores.kafka_admin ensure-topics"
+  (
+    cd "$REPO_ROOT"
+    set -a
+    # shellcheck disable=SC1090
+    . "$ENV_FILE"
+    set +a
+    "$PYTHON" -m stores.kafka_admin ensure-topics
+  ) || die "kafka: 'python -m stores.kafka_admin ensure-topics' failed"
+}
+
+summary() {
+  cat <<EOF
+
+Local stack is up ($(elapsed "$1")s). State folder: $STATE
+  postgres   127.0.0.1:$PG_PORT  user $PG_USER, dbs $PG_IDENTITY_DB,$PG_SHARD_DBS  log $postgres_LOG
+  redis      redis://127.0.0.1:$REDIS_PORT/0  log $redis_LOG
+  kafka      127.0.0.1:$KAFKA_PORT (controller $KAFKA_CONTROLLER_PORT)  log $kafka_LOGDIR/server.log
+  cassandra  CQL 127.0.0.1:$CQL_PORT keyspace $CQL_KEYSPACE  log $cassandra_LOGDIR/system.log
+Settings (mode 600): $ENV_FILE
+  load them in a shell with: set -a; . $ENV_FILE; set +a
+Stop with: $0 down
+EOF
+}
+
+cmd_up() {
+  local t0 s
+  t0="$(now)"
+  take_lock
+  prepare_state_dir
+  check_python_clients
+  # Fail early on ports taken by something else.
+  for s in "${SERVICES[@]}"; do svc_running "$s" || true; done
+  for s in "${SERVICES[@]}"; do "${s}_install"; done
+  for s in "${START_ORDER[@]}"; do svc_ensure_started "$s"; done
+  for s in "${SERVICES[@]}"; do svc_wait_ready "$s"; done
+  postgres_setup
+  cassandra_setup
+  write_env
+  ensure_topics
+  summary "$t0"
+}
+
+cmd_down() {
+  local s
+  [ -d "$STATE" ] || { info "nothing to stop ($STATE does not exist)"; return 0; }
+  take_lock
+  # Signal all first, then wait: the services shut down in parallel.
+  for s in kafka cassandra redis postgres; do svc_stop_begin "$s"; done
+  for s in kafka cassandra redis postgres; do svc_stop_finish "$s"; done
+  info "stack is down"
+}
+
+cmd_status() {
+  local s rc=0
+  for s in "${SERVICES[@]}"; do svc_status "$s" || rc=3; done
+  printf 'state folder: %s\n' "$STATE"
+  return "$rc"
+}
+
+cmd_createdb() {
+  [ $# -eq 1 ] || usage
+  [ -d "$STATE/pg" ] || die "postgres is not set up in $STATE; run: $0 up"
+  take_lock
+  postgres_createdb "$1"
+}
+
+main() {
+  local cmd="${1:-}"
+  [ $# -gt 0 ] && shift
+  case "$cmd" in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    createdb) cmd_createdb "$@" ;;
+    -h | --help | help) usage 0 ;;
+    *) usage ;;
+  esac
+}
+
+main "$@"

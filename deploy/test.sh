@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The test command: install what is missing, bring the local stack up, run every test.
+# Extra arguments go to pytest (e.g. `bash deploy/test.sh tests/unit -x`).
+# A stack this script had to start is stopped again when the tests end.
+set -euo pipefail
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+cd "$REPO_ROOT"
+bash deploy/install.sh
+if ! bash deploy/stack.sh status >/dev/null 2>&1; then
+  trap 'bash deploy/stack.sh down' EXIT
+fi
+bash deploy/stack.sh up
+python3 -m stores.migrate
+python3 -m stores.kafka_admin ensure-topics
+python3 -m pytest -p no:cacheprovider -q -ra "${@:-tests}"
