@@ -18,7 +18,13 @@ def main() -> None:
     args = parser.parse_args()
     loader = AppLoader(factory=create_app)
     app = loader.load()
-    app.prepare(host=args.host, port=args.port, workers=args.workers, single_process=args.workers == 1, motd=False)
+    app.prepare(
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        single_process=args.workers == 1,
+        motd=False,
+    )
     Sanic.serve(primary=app, app_loader=loader)
 
 

@@ -63,4 +63,3 @@ class CastVote(Command):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ValueError("direction must be the integer 1, 0 or -1")
         return data
-

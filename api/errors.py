@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 
+from asyncpg import CannotConnectNowError, PostgresConnectionError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sanic import HTTPResponse, Request, Sanic
 from sanic.exceptions import SanicException
 
 from api.http import json
 from domain.errors import DomainError
-
-from asyncpg import CannotConnectNowError, PostgresConnectionError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger("api.errors")
 

@@ -71,7 +71,7 @@ def optional_principal(request: Request) -> Principal | None:
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("bearer token required", {"authorization": "malformed"})
     platform = request.app.ctx.platform
-    return platform.tokens.verify(token.strip())  # type: ignore[no-any-return]
+    return platform.tokens.verify(token.strip())
 
 
 def page_params(request: Request) -> tuple[int, str | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,30 +26,87 @@ class Operation:
 PAGED = ("limit", "cursor")
 
 OPERATIONS: tuple[Operation, ...] = (
-    Operation("post", "/api/v1/auth/register", "Create an account", commands.Register, 201,
-              errors=(400, 409)),
-    Operation("post", "/api/v1/auth/login", "Sign in: access + refresh token", commands.Login,
-              errors=(400, 401)),
-    Operation("post", "/api/v1/auth/refresh", "Rotate the refresh token", commands.RefreshToken,
-              errors=(400, 401)),
-    Operation("post", "/api/v1/auth/logout", "Revoke a refresh token", commands.RefreshToken, 204,
-              errors=(400,)),
-    Operation("post", "/api/v1/communities", "Create a community", commands.CreateCommunity, 201,
-              auth=True, errors=(400, 401, 409)),
-    Operation("get", "/api/v1/communities", "Autocomplete communities by name prefix",
-              query=("prefix", *PAGED)),
+    Operation(
+        "post",
+        "/api/v1/auth/register",
+        "Create an account",
+        commands.Register,
+        201,
+        errors=(400, 409),
+    ),
+    Operation(
+        "post",
+        "/api/v1/auth/login",
+        "Sign in: access + refresh token",
+        commands.Login,
+        errors=(400, 401),
+    ),
+    Operation(
+        "post",
+        "/api/v1/auth/refresh",
+        "Rotate the refresh token",
+        commands.RefreshToken,
+        errors=(400, 401),
+    ),
+    Operation(
+        "post",
+        "/api/v1/auth/logout",
+        "Revoke a refresh token",
+        commands.RefreshToken,
+        204,
+        errors=(400,),
+    ),
+    Operation(
+        "post",
+        "/api/v1/communities",
+        "Create a community",
+        commands.CreateCommunity,
+        201,
+        auth=True,
+        errors=(400, 401, 409),
+    ),
+    Operation(
+        "get",
+        "/api/v1/communities",
+        "Autocomplete communities by name prefix",
+        query=("prefix", *PAGED),
+    ),
     Operation("get", "/api/v1/communities/{name}", "A community", errors=(404,)),
-    Operation("post", "/api/v1/communities/{name}/join", "Join a community", auth=True,
-              errors=(401, 404)),
-    Operation("post", "/api/v1/communities/{name}/leave", "Leave a community", auth=True,
-              errors=(401, 404)),
-    Operation("post", "/api/v1/communities/{name}/posts", "Submit a post (materialised async)",
-              commands.CreatePost, 202, auth=True, errors=(400, 401, 403, 404)),
-    Operation("get", "/api/v1/communities/{name}/posts", "A community's posts",
-              errors=(400, 404), query=("sort", "t", *PAGED)),
+    Operation(
+        "post", "/api/v1/communities/{name}/join", "Join a community", auth=True, errors=(401, 404)
+    ),
+    Operation(
+        "post",
+        "/api/v1/communities/{name}/leave",
+        "Leave a community",
+        auth=True,
+        errors=(401, 404),
+    ),
+    Operation(
+        "post",
+        "/api/v1/communities/{name}/posts",
+        "Submit a post (materialised async)",
+        commands.CreatePost,
+        202,
+        auth=True,
+        errors=(400, 401, 403, 404),
+    ),
+    Operation(
+        "get",
+        "/api/v1/communities/{name}/posts",
+        "A community's posts",
+        errors=(400, 404),
+        query=("sort", "t", *PAGED),
+    ),
     Operation("get", "/api/v1/posts/{post_id}", "A post", errors=(404,)),
-    Operation("put", "/api/v1/votes", "Vote up, down or withdraw", commands.CastVote, auth=True,
-              errors=(400, 401, 404, 409, 503)),
+    Operation(
+        "put",
+        "/api/v1/votes",
+        "Vote up, down or withdraw",
+        commands.CastVote,
+        auth=True,
+        errors=(400, 401, 404, 409, 503),
+    ),
     Operation("get", "/healthz", "Liveness"),
     Operation("get", "/api/v1/healthz", "Liveness"),
     Operation("get", "/readyz", "Readiness of every dependency", errors=(503,)),
@@ -78,7 +136,7 @@ ERROR_SCHEMA = {
 def _operation(op: Operation) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "summary": op.summary,
-        "operationId": f"{op.method}_{op.path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}",
+        "operationId": op.method + "_" + re.sub(r"[^a-z0-9]+", "_", op.path.lower()).strip("_"),
         "responses": {str(op.status): {"description": "success"}},
     }
     params = [

@@ -24,7 +24,9 @@ RELAY_LOCK = 74_001
 BATCH = 500
 
 
-async def relay_once(conn: asyncpg.Connection, publisher: EventPublisher, batch: int = BATCH) -> int:
+async def relay_once(
+    conn: asyncpg.Connection, publisher: EventPublisher, batch: int = BATCH
+) -> int:
     """Publish one batch; returns how many rows were sent."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", RELAY_LOCK)
@@ -39,7 +41,8 @@ async def relay_once(conn: asyncpg.Connection, publisher: EventPublisher, batch:
             *(publisher.publish_raw(r["topic"], r["key"], bytes(r["value"])) for r in rows)
         )
         await conn.execute(
-            "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+            "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])",
+            [r["id"] for r in rows],
         )
         return len(rows)
 

@@ -24,9 +24,13 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def summary(values: list[float]) -> str:
-    return (f"n={len(values)} p50={percentile(values, 50) * 1000:.1f}ms "
-            f"p99={percentile(values, 99) * 1000:.1f}ms "
-            f"mean={statistics.fmean(values) * 1000:.1f}ms" if values else "n=0")
+    return (
+        f"n={len(values)} p50={percentile(values, 50) * 1000:.1f}ms "
+        f"p99={percentile(values, 99) * 1000:.1f}ms "
+        f"mean={statistics.fmean(values) * 1000:.1f}ms"
+        if values
+        else "n=0"
+    )
 
 
 def mint_tokens(settings: Settings, count: int) -> list[str]:
@@ -46,8 +50,10 @@ def seed_posts(base: str, count: int, prefix: str = "bench") -> Seed:
     http = httpx.Client(base_url=f"{base}/api/v1", timeout=30)
     name = f"{prefix}{new_id()[-8:].lower()}"
     password = "bench-password"
-    http.post("/auth/register", json={"username": name, "email": f"{name}@example.com",
-                                      "password": password}).raise_for_status()
+    http.post(
+        "/auth/register",
+        json={"username": name, "email": f"{name}@example.com", "password": password},
+    ).raise_for_status()
     token = http.post("/auth/login", json={"login": name, "password": password}).json()
     headers = {"Authorization": f"Bearer {token['access_token']}"}
     http.post("/communities", json={"name": name}, headers=headers).raise_for_status()
@@ -82,9 +88,19 @@ def _ms(text: str) -> float:
 
 def run_wrk(url: str, script: str, seconds: int, connections: int, threads: int = 2) -> WrkResult:
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script,
-         url],
-        capture_output=True, text=True, check=True,
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            script,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]

@@ -38,8 +38,9 @@ end
 """
 
 
-def freshness_probe(base: str, posts: list[str], token: str, stop: threading.Event,
-                    out: list[float]) -> None:
+def freshness_probe(
+    base: str, posts: list[str], token: str, stop: threading.Event, out: list[float]
+) -> None:
     http = httpx.Client(base_url=f"{base}/api/v1", timeout=10)
     headers = {"Authorization": f"Bearer {token}"}
     direction = 1
@@ -47,8 +48,11 @@ def freshness_probe(base: str, posts: list[str], token: str, stop: threading.Eve
         for post_id in posts:
             if stop.is_set():
                 return
-            r = http.put("/votes", json={"target_id": post_id, "target_type": "post",
-                                         "direction": direction}, headers=headers)
+            r = http.put(
+                "/votes",
+                json={"target_id": post_id, "target_type": "post", "direction": direction},
+                headers=headers,
+            )
             accepted = time.perf_counter()
             if r.status_code != 200:
                 continue
@@ -73,36 +77,50 @@ def main() -> None:
     settings = get_settings()
 
     seed = seed_posts(args.base, args.posts + 10)
-    loaded, probed = seed.post_ids[: args.posts], seed.post_ids[args.posts:]
+    loaded, probed = seed.post_ids[: args.posts], seed.post_ids[args.posts :]
     tokens = mint_tokens(settings, args.users + 1)
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "votes.lua"
-        script.write_text(LUA % {
-            "tokens": ",".join(f'"{t}"' for t in tokens[1:]),
-            "targets": ",".join(f'"{p}"' for p in loaded),
-        })
+        script.write_text(
+            LUA
+            % {
+                "tokens": ",".join(f'"{t}"' for t in tokens[1:]),
+                "targets": ",".join(f'"{p}"' for p in loaded),
+            }
+        )
         stop = threading.Event()
         fresh: list[float] = []
-        probe = threading.Thread(target=freshness_probe,
-                                 args=(args.base, probed, tokens[0], stop, fresh))
+        probe = threading.Thread(
+            target=freshness_probe, args=(args.base, probed, tokens[0], stop, fresh)
+        )
         probe.start()
         result = run_wrk(args.base, str(script), args.seconds, args.connections)
         stop.set()
         probe.join()
 
-    print(f"votes via HTTP, {args.seconds}s, {args.connections} connections, "
-          f"{args.users} users, {args.posts} posts")
-    print(f"  accepted votes/s : {result.requests_per_second:.0f} "
-          f"({result.requests} requests, {result.non_2xx} non-2xx)")
+    print(
+        f"votes via HTTP, {args.seconds}s, {args.connections} connections, "
+        f"{args.users} users, {args.posts} posts"
+    )
+    print(
+        f"  accepted votes/s : {result.requests_per_second:.0f} "
+        f"({result.requests} requests, {result.non_2xx} non-2xx)"
+    )
     print(f"  API latency      : p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms")
     print(f"  freshness        : {summary(fresh)}")
-    print(json.dumps({
-        "votes_per_second": round(result.requests_per_second),
-        "p50_ms": result.p50_ms, "p99_ms": result.p99_ms, "non_2xx": result.non_2xx,
-        "freshness_p50_ms": round(percentile(fresh, 50) * 1000, 1),
-        "freshness_p99_ms": round(percentile(fresh, 99) * 1000, 1),
-        "freshness_samples": len(fresh),
-    }))
+    print(
+        json.dumps(
+            {
+                "votes_per_second": round(result.requests_per_second),
+                "p50_ms": result.p50_ms,
+                "p99_ms": result.p99_ms,
+                "non_2xx": result.non_2xx,
+                "freshness_p50_ms": round(percentile(fresh, 50) * 1000, 1),
+                "freshness_p99_ms": round(percentile(fresh, 99) * 1000, 1),
+                "freshness_samples": len(fresh),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -41,9 +41,14 @@ def main() -> None:
     for i in range(args.votes):
         user = rng.choice(users)
         event = VoteCast.model_construct(
-            user_id=user[:13] + user[13:], target_id=rng.choice(targets), target_type="post",
-            community_id=community, author_id="a", direction=rng.choice((1, -1, 0)),
-            previous=0, version=i + 1,
+            user_id=user[:13] + user[13:],
+            target_id=rng.choice(targets),
+            target_type="post",
+            community_id=community,
+            author_id="a",
+            direction=rng.choice((1, -1, 0)),
+            previous=0,
+            version=i + 1,
         )
         logic = logics.get(event.target_id)
         if logic is None:
@@ -56,13 +61,19 @@ def main() -> None:
     voters = sum(len(lg.state.tally.voters) for lg in logics.values() if lg.state)
     snapshot = sum(len(pickle.dumps(lg.snapshot())) for lg in logics.values())
     per_million = held / args.votes * 1_000_000
-    print(f"{args.votes} votes, {args.targets} targets, {args.users} users -> "
-          f"{voters} (voter, target) pairs held")
-    print(f"  state held        : {held / 2**20:.1f} MiB "
-          f"({per_million / 2**20:.1f} MiB per million votes, {held / voters:.0f} B per pair)")
+    print(
+        f"{args.votes} votes, {args.targets} targets, {args.users} users -> "
+        f"{voters} (voter, target) pairs held"
+    )
+    print(
+        f"  state held        : {held / 2**20:.1f} MiB "
+        f"({per_million / 2**20:.1f} MiB per million votes, {held / voters:.0f} B per pair)"
+    )
     print(f"  snapshot (pickle) : {snapshot / 2**20:.1f} MiB")
-    print(f"  apply rate        : {args.votes / elapsed:,.0f} votes/s in one worker "
-          "(event construction included)")
+    print(
+        f"  apply rate        : {args.votes / elapsed:,.0f} votes/s in one worker "
+        "(event construction included)"
+    )
 
 
 if __name__ == "__main__":

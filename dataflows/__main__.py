@@ -85,7 +85,8 @@ def show_progress(total: int, done: threading.Event) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m dataflows", description=__doc__,
+        prog="python -m dataflows",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("command", choices=["run", "replay", "list"])

@@ -4,7 +4,7 @@ stream, and a progress counter the replay command reads."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaError, KafkaSinkMessage, KafkaSourceMessage
@@ -15,6 +15,7 @@ from schemas.envelope import Envelope, InvalidEvent, decode, encode, new_event
 from schemas.events import DeadLetter, Payload
 from schemas.topics import DEAD_LETTER
 from stores.kafka import producer_config
+
 
 class Progress:
     """Records read by this process; the replay command shows it against the log's size."""
@@ -87,7 +88,7 @@ def kafka_events(
     decoded = op.map("decode", source.oks, lambda m: decode_message(dataflow, m))
     split = op.branch("split_invalid", decoded, is_event)
     errors = op.map("source_errors", source.errs, lambda e: source_error(dataflow, e))
-    letters = op.merge("dead_letters", split.falses, errors)
+    letters = cast(Stream[DeadLetter], op.merge("dead_letters", split.falses, errors))
     kop.output(
         "dead_letter_out",
         op.map("dead_letter_msg", letters, to_dead_letter_message),
@@ -95,7 +96,7 @@ def kafka_events(
         topic=DEAD_LETTER.name,
         add_config=_producer_overrides(brokers),
     )
-    return split.trues  # type: ignore[return-value]
+    return cast(Stream[Event], split.trues)
 
 
 def _producer_overrides(brokers: str) -> dict[str, Any]:
@@ -104,7 +105,13 @@ def _producer_overrides(brokers: str) -> dict[str, Any]:
     return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in config.items()}
 
 
-def kafka_output(flow_stream: Stream[KafkaSinkMessage[bytes, bytes]], step_id: str,
-                 brokers: str, topic: str) -> None:
-    kop.output(step_id, flow_stream, brokers=[brokers], topic=topic,
-               add_config=_producer_overrides(brokers))
+def kafka_output(
+    flow_stream: Stream[KafkaSinkMessage[bytes, bytes]], step_id: str, brokers: str, topic: str
+) -> None:
+    kop.output(
+        step_id,
+        flow_stream,
+        brokers=[brokers],
+        topic=topic,
+        add_config=_producer_overrides(brokers),
+    )

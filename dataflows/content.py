@@ -30,8 +30,18 @@ def post_created(event: Event) -> tuple[str, PostCreated] | None:
 
 def post_row(event_id: str, p: PostCreated) -> tuple:
     return (
-        p.post_id, p.community_id, p.community_name, p.author_id, p.author_name, p.title,
-        p.kind, p.body, p.url, p.media_id, p.created_at, event_id,
+        p.post_id,
+        p.community_id,
+        p.community_name,
+        p.author_id,
+        p.author_name,
+        p.title,
+        p.kind,
+        p.body,
+        p.url,
+        p.media_id,
+        p.created_at,
+        event_id,
     )
 
 

@@ -36,7 +36,9 @@ class ShardConnections:
             self.conns[shard] = conn
         return conn
 
-    def group_by_shard(self, items: Iterable[X], community_of: Callable[[X], str]) -> dict[str, list[X]]:
+    def group_by_shard(
+        self, items: Iterable[X], community_of: Callable[[X], str]
+    ) -> dict[str, list[X]]:
         groups: dict[str, list[X]] = defaultdict(list)
         for item in items:
             groups[self.ring.shard_for(community_of(item))].append(item)

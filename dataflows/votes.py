@@ -107,7 +107,10 @@ class TallyLogic(op.StatefulBatchLogic[VoteCast, TallyOut, TargetState]):
         s = self.state
         assert s is not None
         tally = Tally(
-            s.tally.upvotes, s.tally.downvotes, s.tally.seq, s.tally.max_version,
+            s.tally.upvotes,
+            s.tally.downvotes,
+            s.tally.seq,
+            s.tally.max_version,
             dict(s.tally.voters),
         )
         return TargetState(
@@ -117,8 +120,14 @@ class TallyLogic(op.StatefulBatchLogic[VoteCast, TallyOut, TargetState]):
 
 def tally_out(s: TargetState) -> TallyOut:
     return TallyOut(
-        s.target_id, s.target_type, s.community_id, s.author_id,
-        s.tally.upvotes, s.tally.downvotes, s.tally.seq, s.tally.max_version,
+        s.target_id,
+        s.target_type,
+        s.community_id,
+        s.author_id,
+        s.tally.upvotes,
+        s.tally.downvotes,
+        s.tally.seq,
+        s.tally.max_version,
     )
 
 
@@ -195,9 +204,7 @@ def build_flow(tail: bool = True, settings: Settings | None = None) -> Dataflow:
     events = kafka_events(flow, NAME, settings.kafka_bootstrap, [VOTES.name], tail=tail)
     votes = op.filter_map("vote_cast", events, vote_cast)
     keyed = op.key_on("by_target", votes, by_target)
-    tallies = op.stateful_batch(
-        "tally", keyed, lambda resume: TallyLogic(resume, archive_after)
-    )
+    tallies = op.stateful_batch("tally", keyed, lambda resume: TallyLogic(resume, archive_after))
     op.output("tallies_out", tallies, tally_sink(settings))
     scores = op.map("score_event", tallies, score_message)
     kafka_output(scores, "scores_out", settings.kafka_bootstrap, SCORES.name)

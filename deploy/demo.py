@@ -7,12 +7,14 @@ import time
 
 import httpx
 
-PASSWORD = "demo-password"
+PASSWORD = "demo-password"  # noqa: S105 - public demo account
 
 
 def session(http: httpx.Client, username: str) -> dict[str, str]:
-    http.post("/auth/register", json={"username": username, "email": f"{username}@example.com",
-                                      "password": PASSWORD})
+    http.post(
+        "/auth/register",
+        json={"username": username, "email": f"{username}@example.com", "password": PASSWORD},
+    )
     r = http.post("/auth/login", json={"login": username, "password": PASSWORD})
     r.raise_for_status()
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
@@ -21,27 +23,44 @@ def session(http: httpx.Client, username: str) -> dict[str, str]:
 def main(base: str) -> None:
     http = httpx.Client(base_url=f"{base}/api/v1", timeout=30)
     alice, bob = session(http, "demo_alice"), session(http, "demo_bob")
-    http.post("/communities", json={"name": "demo", "description": "Demo community"},
-              headers=alice)
+    http.post("/communities", json={"name": "demo", "description": "Demo community"}, headers=alice)
     http.post("/communities/demo/join", headers=bob)
     existing = http.get("/communities/demo/posts?sort=new").json()["items"]
     if not existing:
-        for title in ("Welcome to agora", "Votes are tallied by a Bytewax dataflow",
-                      "Every mutation is an event on Kafka"):
-            r = http.post("/communities/demo/posts", json={"title": title, "kind": "text",
-                                                            "body": "demo"}, headers=alice)
+        for title in (
+            "Welcome to agora",
+            "Votes are tallied by a Bytewax dataflow",
+            "Every mutation is an event on Kafka",
+        ):
+            r = http.post(
+                "/communities/demo/posts",
+                json={"title": title, "kind": "text", "body": "demo"},
+                headers=alice,
+            )
             r.raise_for_status()
         deadline = time.monotonic() + 30
         while len(existing) < 3 and time.monotonic() < deadline:
             existing = http.get("/communities/demo/posts?sort=new").json()["items"]
             time.sleep(0.2)
     for i, post in enumerate(existing):
-        http.put("/votes", json={"target_id": post["post_id"], "target_type": "post",
-                                 "direction": 1}, headers=bob)
-        http.put("/votes", json={"target_id": post["post_id"], "target_type": "post",
-                                 "direction": 1 if i % 2 == 0 else -1}, headers=alice)
-    print(f"demo data: users demo_alice / demo_bob (password {PASSWORD!r}), community 'demo', "
-          f"{len(existing)} posts")
+        http.put(
+            "/votes",
+            json={"target_id": post["post_id"], "target_type": "post", "direction": 1},
+            headers=bob,
+        )
+        http.put(
+            "/votes",
+            json={
+                "target_id": post["post_id"],
+                "target_type": "post",
+                "direction": 1 if i % 2 == 0 else -1,
+            },
+            headers=alice,
+        )
+    print(
+        f"demo data: users demo_alice / demo_bob (password {PASSWORD!r}), community 'demo', "
+        f"{len(existing)} posts"
+    )
 
 
 if __name__ == "__main__":

@@ -71,7 +71,8 @@ class IdentityStore:
     async def find_user_by_login(self, login: str) -> UserRow | None:
         row = await self.pool.fetchrow(
             "SELECT user_id, username, email, password_hash, created_at FROM users"
-            " WHERE deleted_at IS NULL AND (lower(username) = lower($1) OR lower(email) = lower($1))",
+            " WHERE deleted_at IS NULL"
+            " AND (lower(username) = lower($1) OR lower(email) = lower($1))",
             login,
         )
         return UserRow(**dict(row)) if row else None
@@ -167,7 +168,8 @@ class IdentityStore:
             except asyncpg.UniqueViolationError:
                 raise Conflict("community name is taken", {"field": "name"}) from None
             await conn.execute(
-                "INSERT INTO memberships (community_id, user_id, role) VALUES ($1, $2, 'moderator')",
+                "INSERT INTO memberships (community_id, user_id, role)"
+                " VALUES ($1, $2, 'moderator')",
                 community.community_id,
                 community.creator_id,
             )

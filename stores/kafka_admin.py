@@ -31,7 +31,7 @@ def ensure_topics(bootstrap: str) -> list[str]:
         if t.name not in existing
     ]
     if missing:
-        for name, future in client.create_topics(missing).items():
+        for _name, future in client.create_topics(missing).items():
             try:
                 future.result()
             except Exception as exc:  # already created by a concurrent caller

@@ -59,7 +59,9 @@ async def migrate_all(settings: Settings, shard_dbs: tuple[str, ...] | None = No
     targets += [(db, "shard") for db in (shard_dbs or settings.shard_dbs)]
     for database, kind in targets:
         applied = await migrate_database(settings.dsn(database), kind)
-        print(f"migrate {database} ({kind}): {'applied ' + str(applied) if applied else 'up to date'}")
+        print(
+            f"migrate {database} ({kind}): {'applied ' + str(applied) if applied else 'up to date'}"
+        )
 
 
 def main() -> None:

@@ -29,9 +29,7 @@ def script_source(name: str) -> str:
 
 def async_client(url: str, max_connections: int = 64) -> aioredis.Redis:
     # A blocking pool waits for a free connection instead of failing under load.
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=5
-    )
+    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=5)
     return aioredis.Redis(connection_pool=pool)
 
 

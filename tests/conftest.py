@@ -16,14 +16,14 @@ os.environ.setdefault("RECOVERY_ROOT", tempfile.mkdtemp(prefix="agora-recovery-"
 
 
 @pytest.fixture(scope="session")
-def settings():  # type: ignore[no-untyped-def]
+def settings():
     from stores.settings import get_settings
 
     return get_settings()
 
 
 @pytest.fixture(scope="session")
-def stack(settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
+def stack(settings) -> Iterator[None]:
     """Schema migrated and topics created (both idempotent)."""
     import asyncio
 

@@ -48,7 +48,10 @@ class Process:
     def start(self) -> Process:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, *self.args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, *self.args],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         return self
@@ -85,8 +88,9 @@ class Process:
 
 def start_api(log_dir: Path, workers: int = 1) -> tuple[Process, str]:
     port = free_port()
-    proc = Process(f"api-{port}", ["-m", "api", "--port", str(port), "--workers", str(workers)],
-                   log_dir).start()
+    proc = Process(
+        f"api-{port}", ["-m", "api", "--port", str(port), "--workers", str(workers)], log_dir
+    ).start()
     base = f"http://127.0.0.1:{port}"
 
     def ready() -> bool:
@@ -102,5 +106,6 @@ def start_api(log_dir: Path, workers: int = 1) -> tuple[Process, str]:
 
 
 def start_dataflow(name: str, log_dir: Path, workers: int = 1) -> Process:
-    return Process(f"dataflow-{name}", ["-m", "dataflows", "run", name, "-w", str(workers)],
-                   log_dir).start()
+    return Process(
+        f"dataflow-{name}", ["-m", "dataflows", "run", name, "-w", str(workers)], log_dir
+    ).start()

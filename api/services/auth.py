@@ -33,7 +33,9 @@ class AuthService:
         password_hash = await asyncio.to_thread(hash_password, cmd.password)
         user = UserRow(new_id(), cmd.username, str(cmd.email), password_hash, datetime.now(UTC))
         event = new_event(
-            UserRegistered(user_id=user.user_id, username=user.username, created_at=user.created_at),
+            UserRegistered(
+                user_id=user.user_id, username=user.username, created_at=user.created_at
+            ),
             key=user.user_id,
         )
         await self.identity.create_user(user, event)

@@ -33,7 +33,7 @@ class Platform:
 
 
 @pytest.fixture(scope="session")
-def platform(stack, log_dir) -> Iterator[Platform]:  # type: ignore[no-untyped-def]
+def platform(stack, log_dir) -> Iterator[Platform]:
     flows = {name: start_dataflow(name, log_dir) for name in ("content", "votes")}
     api, base = start_api(log_dir)
     yield Platform(base, api, flows, log_dir)
@@ -63,8 +63,8 @@ class Client:
         name = f"{prefix}{new_id()[-10:].lower()}"
         password = "correct horse battery"
         r = self.http.post(
-            "/auth/register", json={"username": name, "email": f"{name}@example.com",
-                                    "password": password},
+            "/auth/register",
+            json={"username": name, "email": f"{name}@example.com", "password": password},
         )
         assert r.status_code == 201, r.text
         user_id = r.json()["user_id"]
@@ -74,35 +74,44 @@ class Client:
     def login(self, login: str, password: str) -> dict[str, Any]:
         r = self.http.post("/auth/login", json={"login": login, "password": password})
         assert r.status_code == 200, r.text
-        return r.json()  # type: ignore[no-any-return]
+        return r.json()
 
     def community(self, owner: User) -> str:
         name = f"c{new_id()[-12:].lower()}"
-        r = self.http.post("/communities", json={"name": name, "description": "test"},
-                           headers=owner.headers)
+        r = self.http.post(
+            "/communities", json={"name": name, "description": "test"}, headers=owner.headers
+        )
         assert r.status_code == 201, r.text
         return name
 
     def post(self, author: User, community: str, title: str = "hello") -> str:
-        r = self.http.post(f"/communities/{community}/posts",
-                           json={"title": title, "kind": "text", "body": "body"},
-                           headers=author.headers)
+        r = self.http.post(
+            f"/communities/{community}/posts",
+            json={"title": title, "kind": "text", "body": "body"},
+            headers=author.headers,
+        )
         assert r.status_code == 202, r.text
         post_id: str = r.json()["post_id"]
-        wait_for(lambda: self.http.get(f"/posts/{post_id}").status_code == 200, timeout=20,
-                 what=f"post {post_id} to be materialised")
+        wait_for(
+            lambda: self.http.get(f"/posts/{post_id}").status_code == 200,
+            timeout=20,
+            what=f"post {post_id} to be materialised",
+        )
         return post_id
 
     def vote(self, user: User, target_id: str, direction: int) -> httpx.Response:
-        return self.http.put("/votes", json={"target_id": target_id, "target_type": "post",
-                                             "direction": direction}, headers=user.headers)
+        return self.http.put(
+            "/votes",
+            json={"target_id": target_id, "target_type": "post", "direction": direction},
+            headers=user.headers,
+        )
 
     def get_post(self, post_id: str, user: User | None = None) -> dict[str, Any]:
         r = self.http.get(f"/posts/{post_id}", headers=user.headers if user else None)
         assert r.status_code == 200, r.text
-        return r.json()  # type: ignore[no-any-return]
+        return r.json()
 
 
 @pytest.fixture(scope="session")
-def client(platform) -> Client:  # type: ignore[no-untyped-def]
+def client(platform) -> Client:
     return Client(platform.base)

@@ -13,8 +13,9 @@ from stores.kafka_admin import end_offsets
 
 def recompute(bootstrap: str, targets: set[str]) -> dict[str, tuple[int, int]]:
     ends = end_offsets(bootstrap, VOTES.name)
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "agora-recompute",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "agora-recompute", "enable.auto.commit": False}
+    )
     consumer.assign([TopicPartition(VOTES.name, p, 0) for p in ends])
     remaining = {p for p, end in ends.items() if end > 0}
     tallies = {t: Tally() for t in targets}
@@ -23,8 +24,9 @@ def recompute(bootstrap: str, targets: set[str]) -> dict[str, tuple[int, int]]:
             for msg in consumer.consume(500, timeout=5):
                 if msg.error():
                     continue
-                if msg.offset() >= ends[msg.partition()] - 1:
-                    remaining.discard(msg.partition())
+                partition, offset = msg.partition() or 0, msg.offset() or 0
+                if offset >= ends[partition] - 1:
+                    remaining.discard(partition)
                 try:
                     _env, payload = decode(msg.value())
                 except InvalidEvent:

@@ -24,8 +24,11 @@ def test_refresh_rotates_and_reuse_revokes_the_family(client):
     pair = first.json()
     assert pair["refresh_token"] != user.refresh
     # the new access token works
-    me = client.http.post("/communities", json={"name": f"x{user.username[-10:]}"},
-                          headers={"Authorization": f"Bearer {pair['access_token']}"})
+    me = client.http.post(
+        "/communities",
+        json={"name": f"x{user.username[-10:]}"},
+        headers={"Authorization": f"Bearer {pair['access_token']}"},
+    )
     assert me.status_code == 201
     # the old refresh token is revoked; reusing it revokes the whole family
     assert refresh(client, user.refresh).status_code == 401

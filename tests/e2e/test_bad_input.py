@@ -33,8 +33,11 @@ def setup(client):
 
 def test_malformed_json(client, setup):
     user, _community, _post = setup
-    r = client.http.put("/votes", content=b'{"target_id": ', headers={
-        **user.headers, "content-type": "application/json"})
+    r = client.http.put(
+        "/votes",
+        content=b'{"target_id": ',
+        headers={**user.headers, "content-type": "application/json"},
+    )
     assert_error(r, 400, "body")
 
 
@@ -46,28 +49,38 @@ def test_body_must_be_object(client, setup):
 @pytest.mark.parametrize("direction", ["1", True, 2, None, 1.5])
 def test_wrong_types(client, setup, direction):
     user, _community, post_id = setup
-    r = client.http.put("/votes", json={"target_id": post_id, "target_type": "post",
-                                        "direction": direction}, headers=user.headers)
+    r = client.http.put(
+        "/votes",
+        json={"target_id": post_id, "target_type": "post", "direction": direction},
+        headers=user.headers,
+    )
     assert_error(r, 400)
 
 
 def test_unknown_fields(client, setup):
     user, _community, post_id = setup
-    r = client.http.put("/votes", json={"target_id": post_id, "target_type": "post",
-                                        "direction": 1, "weight": 100}, headers=user.headers)
+    r = client.http.put(
+        "/votes",
+        json={"target_id": post_id, "target_type": "post", "direction": 1, "weight": 100},
+        headers=user.headers,
+    )
     assert_error(r, 400, "weight")
 
 
 def test_oversize_body(client, setup):
     user, community, _post = setup
-    r = client.http.post(f"/communities/{community}/posts",
-                         json={"title": "big", "body": "x" * 200_000}, headers=user.headers)
+    r = client.http.post(
+        f"/communities/{community}/posts",
+        json={"title": "big", "body": "x" * 200_000},
+        headers=user.headers,
+    )
     assert_error(r, 413)
 
 
 def test_validation_names_the_field(client):
-    r = client.http.post("/auth/register", json={"username": "x!", "email": "nope",
-                                                 "password": "short"})
+    r = client.http.post(
+        "/auth/register", json={"username": "x!", "email": "nope", "password": "short"}
+    )
     err = assert_error(r, 400)
     assert {"username", "email", "password"} <= set(err["details"])
 
@@ -84,8 +97,14 @@ def test_unknown_post_and_route(client, setup):
 
 def _claims(settings, **overrides):
     now = datetime.now(UTC)
-    claims = {"sub": "someone", "name": "someone", "iss": settings.jwt_issuer,
-              "aud": settings.jwt_audience, "iat": now, "exp": now + timedelta(minutes=5)}
+    claims = {
+        "sub": "someone",
+        "name": "someone",
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "iat": now,
+        "exp": now + timedelta(minutes=5),
+    }
     claims.update(overrides)
     return claims
 
@@ -96,9 +115,10 @@ def bad_tokens(settings) -> dict[str, str]:
     return {
         "expired": tokens.issue(Principal("someone", "someone"), now=past),
         "wrong_key": jwt.encode(_claims(settings), "k" * 64, algorithm="HS256"),
-        "alg_none": jwt.encode(_claims(settings), None, algorithm="none"),
-        "wrong_audience": jwt.encode(_claims(settings, aud="other"), settings.jwt_secret,
-                                     algorithm="HS256"),
+        "alg_none": jwt.encode(_claims(settings), None, algorithm="none"),  # type: ignore[arg-type]
+        "wrong_audience": jwt.encode(
+            _claims(settings, aud="other"), settings.jwt_secret, algorithm="HS256"
+        ),
         "garbage": "not.a.token",
     }
 
@@ -110,8 +130,11 @@ def test_bad_tokens_write_nothing(client, setup, settings, kind):
     _user, community, post_id = setup
     before = end_offsets(settings.kafka_bootstrap, VOTES.name)
     headers = {} if kind == "missing" else {"Authorization": f"Bearer {bad_tokens(settings)[kind]}"}
-    r = client.http.put("/votes", json={"target_id": post_id, "target_type": "post",
-                                        "direction": 1}, headers=headers)
+    r = client.http.put(
+        "/votes",
+        json={"target_id": post_id, "target_type": "post", "direction": 1},
+        headers=headers,
+    )
     assert_error(r, 401)
     r = client.http.post(f"/communities/{community}/posts", json={"title": "t"}, headers=headers)
     assert_error(r, 401)
@@ -121,7 +144,12 @@ def test_bad_tokens_write_nothing(client, setup, settings, kind):
 
 def test_duplicate_registration_conflicts(client, setup):
     user, *_ = setup
-    r = client.http.post("/auth/register", json={"username": user.username.upper(),
-                                                 "email": "other@example.com",
-                                                 "password": "long enough"})
+    r = client.http.post(
+        "/auth/register",
+        json={
+            "username": user.username.upper(),
+            "email": "other@example.com",
+            "password": "long enough",
+        },
+    )
     assert_error(r, 409, "field")

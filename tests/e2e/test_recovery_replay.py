@@ -43,8 +43,9 @@ def vote_stream(client, posts, voters, count: int, seed: int) -> int:
     return len(statuses)
 
 
-def test_kill_9_during_a_vote_stream_loses_and_doubles_nothing(client, platform, settings,
-                                                                voting_world):
+def test_kill_9_during_a_vote_stream_loses_and_doubles_nothing(
+    client, platform, settings, voting_world
+):
     posts, voters = voting_world
     votes_flow = platform.flows["votes"]
     done = threading.Event()
@@ -57,8 +58,11 @@ def test_kill_9_during_a_vote_stream_loses_and_doubles_nothing(client, platform,
     worker = threading.Thread(target=stream)
     worker.start()
     # Kill once tallies are visibly moving, i.e. mid-stream.
-    wait_for(lambda: any(sum(t) for t in stored_tallies(client, posts).values()), timeout=30,
-             what="first tallies")
+    wait_for(
+        lambda: any(sum(t) for t in stored_tallies(client, posts).values()),
+        timeout=30,
+        what="first tallies",
+    )
     assert not done.is_set(), "the stream ended before the kill; make it longer"
     votes_flow.kill9()
     restarted = platform.restart_flow("votes")
@@ -66,8 +70,11 @@ def test_kill_9_during_a_vote_stream_loses_and_doubles_nothing(client, platform,
     assert sent == [1500]
 
     expected = recompute(settings.kafka_bootstrap, set(posts))
-    wait_for(lambda: stored_tallies(client, posts) == expected, timeout=60,
-             what=f"tallies to equal the recomputation {expected}")
+    wait_for(
+        lambda: stored_tallies(client, posts) == expected,
+        timeout=60,
+        what=f"tallies to equal the recomputation {expected}",
+    )
     assert restarted.alive(), restarted.log_tail()
 
 
@@ -75,13 +82,20 @@ def test_replay_rebuilds_the_same_tallies(client, platform, settings, voting_wor
     posts, voters = voting_world
     vote_stream(client, posts, voters, 200, seed=2)
     expected = recompute(settings.kafka_bootstrap, set(posts))
-    wait_for(lambda: stored_tallies(client, posts) == expected, timeout=30,
-             what="live tallies before the replay")
+    wait_for(
+        lambda: stored_tallies(client, posts) == expected,
+        timeout=30,
+        what="live tallies before the replay",
+    )
 
     platform.flows["votes"].stop()
     result = subprocess.run(
         [sys.executable, "-m", "dataflows", "replay", "votes", "--yes"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "replayed votes" in result.stdout
@@ -91,5 +105,8 @@ def test_replay_rebuilds_the_same_tallies(client, platform, settings, voting_wor
     platform.restart_flow("votes")
     vote_stream(client, posts, voters, 100, seed=3)
     expected = recompute(settings.kafka_bootstrap, set(posts))
-    wait_for(lambda: stored_tallies(client, posts) == expected, timeout=30,
-             what="tallies after resuming from the replay")
+    wait_for(
+        lambda: stored_tallies(client, posts) == expected,
+        timeout=30,
+        what="tallies after resuming from the replay",
+    )

@@ -39,8 +39,9 @@ def test_two_users_vote_through_every_transition(client):
     ups = sum(1 for d in state.values() if d == 1)
     downs = sum(1 for d in state.values() if d == -1)
     expected = (ups - downs, ups, downs)
-    wait_for(lambda: counts(client.get_post(post_id)) == expected, timeout=10,
-             what=f"tally {expected}")
+    wait_for(
+        lambda: counts(client.get_post(post_id)) == expected, timeout=10, what=f"tally {expected}"
+    )
     assert client.get_post(post_id, alice)["my_vote"] == state[alice.user_id]
     listing = client.http.get(f"/communities/{community}/posts?sort=new").json()
     assert [p["post_id"] for p in listing["items"]] == [post_id]
@@ -57,8 +58,11 @@ def test_racing_requests_of_one_user_converge(client):
     assert all(r.status_code == 200 for r in results)
     final = client.get_post(post_id, voter)["my_vote"]  # the user's state in Redis
     expected = (final, int(final == 1), int(final == -1))
-    wait_for(lambda: counts(client.get_post(post_id)) == expected, timeout=10,
-             what=f"dataflow tally to match Redis state {expected}")
+    wait_for(
+        lambda: counts(client.get_post(post_id)) == expected,
+        timeout=10,
+        what=f"dataflow tally to match Redis state {expected}",
+    )
     again = client.vote(voter, post_id, final)
     assert again.json()["score"] == final  # the live score agrees too
 

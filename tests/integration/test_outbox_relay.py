@@ -28,7 +28,10 @@ async def enqueue(conn: asyncpg.Connection, key: str, count: int) -> list[str]:
         )
         await conn.execute(
             "INSERT INTO outbox (topic, key, event_id, value) VALUES ($1, $2, $3, $4)",
-            COMMUNITIES.name, key, event.event_id, encode(event),
+            COMMUNITIES.name,
+            key,
+            event.event_id,
+            encode(event),
         )
         ids.append(event.event_id)
     return ids
@@ -43,8 +46,9 @@ def published(bootstrap: str, key: str, start: dict[int, int]) -> list[str]:
     try:
         while remaining:
             for msg in consumer.consume(500, timeout=5):
-                if msg.offset() >= ends[msg.partition()] - 1:
-                    remaining.discard(msg.partition())
+                partition, offset = msg.partition() or 0, msg.offset() or 0
+                if offset >= ends[partition] - 1:
+                    remaining.discard(partition)
                 envelope, _ = decode(msg.value())
                 if envelope.key == key:
                     seen.append(envelope.event_id)
