@@ -1,0 +1,11 @@
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY api api
+COPY dataflows dataflows
+COPY domain domain
+COPY schemas schemas
+COPY stores stores
+COPY ws ws
+RUN pip install --no-cache-dir .
+ENV STATE_DIR=/app/.state
