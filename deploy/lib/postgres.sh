@@ -73,6 +73,17 @@ postgres_start() {
     chown "$PG_OS_USER:" "$postgres_HOME" "$postgres_SOCKET_DIR"
   fi
   chmod 700 "$postgres_HOME" "$postgres_SOCKET_DIR"
+  if ! as_pg test -w "$postgres_HOME" && [ "$(id -u)" = 0 ]; then
+    # The server runs as its own OS user: it needs to traverse (not read) every parent.
+    local dir="$STATE"
+    while [ "$dir" != "/" ]; do
+      if ! as_pg test -x "$dir"; then
+        info "postgres: allowing traversal of $dir (chmod o+x) so the server can reach its data"
+        chmod o+x "$dir"
+      fi
+      dir="$(dirname "$dir")"
+    done
+  fi
   as_pg test -w "$postgres_HOME" ||
     die "postgres: user $PG_OS_USER cannot reach $postgres_HOME (make its parent folders traversable, or set STATE_DIR elsewhere)"
 
