@@ -10,12 +10,15 @@ import redis.asyncio as aioredis
 from api.security import TokenService
 from api.services.auth import AuthService
 from api.services.communities import CommunityService
+from api.services.listings import ListingService
+from api.services.moderation import ModerationService
 from api.services.posts import PostService
 from api.services.votes import VoteService
 from stores.identity import IdentityStore
 from stores.kafka import EventPublisher
 from stores.pg import ShardRouter, create_pool
-from stores.posts import PostStore
+from stores.posts import PostStore, RankedPostStore
+from stores.rankings import RankedListings
 from stores.redis_store import LiveVotes, async_client
 from stores.settings import Settings
 
@@ -32,6 +35,8 @@ class Platform:
     communities: CommunityService
     posts: PostService
     votes: VoteService
+    listings: ListingService
+    moderation: ModerationService
 
     async def close(self) -> None:
         self.publisher.close()
@@ -50,6 +55,7 @@ async def bootstrap(settings: Settings) -> Platform:
     )
     identity = IdentityStore(identity_pool)
     live = LiveVotes(redis)
+    posts = PostStore(shards)
     return Platform(
         settings=settings,
         identity_pool=identity_pool,
@@ -59,6 +65,8 @@ async def bootstrap(settings: Settings) -> Platform:
         tokens=tokens,
         auth=AuthService(identity, tokens, settings.refresh_ttl_seconds),
         communities=CommunityService(identity),
-        posts=PostService(identity, PostStore(shards), publisher, live),
+        posts=PostService(identity, posts, publisher, live),
         votes=VoteService(live, publisher, settings.vote_archive_days),
+        listings=ListingService(identity, RankedListings(redis), RankedPostStore(shards)),
+        moderation=ModerationService(identity, posts),
     )

@@ -63,3 +63,8 @@ class CastVote(Command):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ValueError("direction must be the integer 1, 0 or -1")
         return data
+
+
+class PinPost(Command):
+    post_id: str = Field(min_length=1, max_length=120)
+    pinned: bool = True

@@ -98,7 +98,23 @@ OPERATIONS: tuple[Operation, ...] = (
         errors=(400, 404),
         query=("sort", "t", *PAGED),
     ),
+    Operation(
+        "get",
+        "/api/v1/feed",
+        "The signed-in user's communities, merged",
+        auth=True,
+        errors=(400, 401),
+        query=("sort", "t", *PAGED),
+    ),
     Operation("get", "/api/v1/posts/{post_id}", "A post", errors=(404,)),
+    Operation(
+        "post",
+        "/api/v1/communities/{name}/moderation/pin",
+        "Pin or unpin a post",
+        commands.PinPost,
+        auth=True,
+        errors=(400, 401, 403, 404, 409),
+    ),
     Operation(
         "put",
         "/api/v1/votes",

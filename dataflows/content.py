@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import bytewax.operators as op
+import orjson
 from bytewax.dataflow import Dataflow
 
 from dataflows.common import Event, kafka_events
@@ -16,6 +17,7 @@ from dataflows.sinks import FunctionSink, ShardConnections, execute_on_shards
 from schemas.events import PostCreated
 from schemas.topics import POSTS
 from stores.posts import upsert_posts
+from stores.rankings import view_key
 from stores.redis_store import sync_client, target_key
 from stores.settings import Settings, get_settings
 
@@ -45,6 +47,21 @@ def post_row(event_id: str, p: PostCreated) -> tuple:
     )
 
 
+def listing_view(p: PostCreated) -> bytes:
+    """The fields a listing shows that never change with votes (those come from `t:`)."""
+    return orjson.dumps(
+        {
+            "post_id": p.post_id,
+            "community": p.community_name,
+            "author": p.author_name,
+            "title": p.title,
+            "kind": p.kind,
+            "url": p.url,
+            "created_at": p.created_at.isoformat().replace("+00:00", "Z"),
+        }
+    )
+
+
 def post_sink(settings: Settings) -> FunctionSink[tuple[str, PostCreated]]:
     def factory() -> tuple[Callable[[list[tuple[str, PostCreated]]], None], Callable[[], None]]:
         shards = ShardConnections(settings)
@@ -64,6 +81,7 @@ def post_sink(settings: Settings) -> FunctionSink[tuple[str, PostCreated]]:
                     target_key(p.post_id),
                     mapping={"c": p.community_id, "a": p.author_id, "k": "post"},
                 )
+                pipe.set(view_key(p.post_id), listing_view(p))
             pipe.execute()
 
         def close() -> None:
@@ -90,4 +108,6 @@ def wipe(settings: Settings) -> None:
     redis = sync_client(settings.redis_url)
     for key in redis.scan_iter(match="t:*", count=1000):
         redis.hdel(key, "c", "a", "k")
+    for key in redis.scan_iter(match="pv:*", count=1000):
+        redis.delete(key)
     redis.close()

@@ -12,4 +12,7 @@ fi
 bash deploy/stack.sh up
 python3 -m stores.migrate
 python3 -m stores.kafka_admin ensure-topics
-python3 -m pytest -p no:cacheprovider -q -ra "${@:-tests}"
+# Servers-free tests first, then integration, then the end-to-end suite (whose
+# platform processes, the outbox relay among them, stay up until the session ends).
+if [ $# -eq 0 ]; then set -- tests/unit tests/integration tests/e2e; fi
+python3 -m pytest -p no:cacheprovider -q -ra "$@"

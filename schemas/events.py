@@ -77,6 +77,16 @@ class ScoreChanged(Payload):
     version: int
 
 
+class PostPinned(Payload):
+    """A community's pinned posts after a moderator pinned or unpinned one."""
+
+    community_id: str
+    post_id: str
+    pinned: bool
+    pins: list[str]
+    actor_id: str
+
+
 class DeadLetter(Payload):
     source_topic: str
     partition: int
@@ -92,6 +102,7 @@ EVENT_TYPES: dict[tuple[str, int], tuple[type[Payload], topics.Topic]] = {
     ("community.created", 1): (CommunityCreated, topics.COMMUNITIES),
     ("membership.changed", 1): (MembershipChanged, topics.COMMUNITIES),
     ("post.created", 1): (PostCreated, topics.POSTS),
+    ("post.pinned", 1): (PostPinned, topics.COMMUNITIES),
     ("vote.cast", 1): (VoteCast, topics.VOTES),
     ("score.changed", 1): (ScoreChanged, topics.SCORES),
     ("dead_letter.recorded", 1): (DeadLetter, topics.DEAD_LETTER),

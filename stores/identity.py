@@ -238,3 +238,59 @@ class IdentityStore:
             "SELECT community_id FROM memberships WHERE user_id = $1", user_id
         )
         return [r["community_id"] for r in rows]
+
+    async def is_moderator(self, community_id: str, user_id: str) -> bool:
+        return bool(
+            await self.pool.fetchval(
+                "SELECT 1 FROM memberships WHERE community_id = $1 AND user_id = $2"
+                " AND role = 'moderator'",
+                community_id,
+                user_id,
+            )
+        )
+
+    async def set_pin(
+        self,
+        community_id: str,
+        post_id: str,
+        actor_id: str,
+        pinned: bool,
+        limit: int,
+        make_event: Callable[[list[str]], Envelope],
+    ) -> list[str]:
+        """Pin or unpin; returns the community's pins (oldest first). Conflict when full."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            # Serialise pin changes per community so the limit holds under races.
+            await conn.execute(
+                "SELECT 1 FROM communities WHERE community_id = $1 FOR UPDATE", community_id
+            )
+            current = [
+                r["post_id"]
+                for r in await conn.fetch(
+                    "SELECT post_id FROM community_pins WHERE community_id = $1"
+                    " ORDER BY pinned_at, post_id",
+                    community_id,
+                )
+            ]
+            if pinned and post_id not in current:
+                if len(current) >= limit:
+                    raise Conflict(f"at most {limit} posts can be pinned", {"pinned": current})
+                await conn.execute(
+                    "INSERT INTO community_pins (community_id, post_id, pinned_by)"
+                    " VALUES ($1, $2, $3)",
+                    community_id,
+                    post_id,
+                    actor_id,
+                )
+                current.append(post_id)
+            elif not pinned and post_id in current:
+                await conn.execute(
+                    "DELETE FROM community_pins WHERE community_id = $1 AND post_id = $2",
+                    community_id,
+                    post_id,
+                )
+                current.remove(post_id)
+            else:
+                return current
+            await _outbox(conn, make_event(current))
+            return current

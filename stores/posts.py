@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import Iterable, Sequence
@@ -105,3 +106,65 @@ async def upsert_posts(conn: asyncpg.Connection, rows: Iterable[tuple[Any, ...]]
 
 async def upsert_aggregates(conn: asyncpg.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
     await conn.executemany(UPSERT_AGGREGATE, list(rows))
+
+
+RANK_COLUMNS = {
+    "hot": "r.hot",
+    "top": "r.score",
+    "controversial": "r.controversy",
+    "rising": "r.rising",
+    "new": "extract(epoch FROM r.created_at)",
+}
+
+
+class RankedPostStore:
+    """Shard-side reads for listings: rows by id (cache misses) and pages past the
+    Redis sets, from the rank columns the ranking dataflow keeps."""
+
+    def __init__(self, router: ShardRouter) -> None:
+        self.router = router
+
+    async def rows_by_ids(self, post_ids: list[str]) -> dict[str, dict[str, Any]]:
+        by_shard: dict[int, tuple[asyncpg.Pool, list[str]]] = {}
+        for post_id in post_ids:
+            pool = self.router.for_post(post_id)
+            by_shard.setdefault(id(pool), (pool, []))[1].append(post_id)
+        results = await asyncio.gather(
+            *(
+                pool.fetch(
+                    f"SELECT {POST_COLUMNS} FROM {POST_FROM} WHERE p.post_id = ANY($1::text[])",
+                    ids,
+                )
+                for pool, ids in by_shard.values()
+            )
+        )
+        return {row["post_id"]: dict(row) for rows in results for row in rows}
+
+    async def page(
+        self,
+        community_id: str,
+        sort: str,
+        since: datetime | None,
+        after: tuple[float, str] | None,
+        limit: int,
+    ) -> list[tuple[dict[str, Any], float]]:
+        column = RANK_COLUMNS[sort]
+        pool = self.router.for_community(community_id)
+        conditions = ["r.community_id = $1", f"{column} IS NOT NULL"]
+        args: list[Any] = [community_id]
+        if since is not None:
+            args.append(since)
+            conditions.append(f"r.created_at >= ${len(args)}")
+        if after is not None:
+            args += [after[0], after[1]]
+            conditions.append(f"({column}, r.post_id) < (${len(args) - 1}, ${len(args)})")
+        args.append(limit)
+        rows = await pool.fetch(
+            f"SELECT {POST_COLUMNS}, {column} AS rank FROM post_ranks r"
+            " JOIN posts p ON p.post_id = r.post_id"
+            " LEFT JOIN post_aggregates a ON a.post_id = r.post_id"
+            f" WHERE {' AND '.join(conditions)}"
+            f" ORDER BY {column} DESC, r.post_id DESC LIMIT ${len(args)}",
+            *args,
+        )
+        return [(dict(r), float(r["rank"])) for r in rows]

@@ -92,12 +92,6 @@ class LiveVotes:
         values = await pipe.execute()
         return {t: int(v) if v is not None else 0 for t, v in zip(target_ids, values, strict=True)}
 
-    async def score(self, target_id: str) -> tuple[int, int] | None:
-        up, down, community = await self.client.hmget(target_key(target_id), "up", "dn", "c")
-        if community is None:
-            return None
-        return int(up or 0), int(down or 0)
-
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)

@@ -4,11 +4,8 @@ from sanic import Blueprint, HTTPResponse, Request
 
 from api import commands
 from api.http import json, optional_principal, page_params, parse, principal
-from domain.errors import ValidationFailed
 
 bp = Blueprint("posts", url_prefix="/api/v1")
-
-SORTS = ("new",)
 
 
 @bp.post("/communities/<name:str>/posts")
@@ -20,12 +17,19 @@ async def create(request: Request, name: str) -> HTTPResponse:
 
 @bp.get("/communities/<name:str>/posts")
 async def community_posts(request: Request, name: str) -> HTTPResponse:
-    sort = request.args.get("sort", "new")
-    if sort not in SORTS:
-        raise ValidationFailed(f"sort must be one of {', '.join(SORTS)}", {"sort": sort})
     limit, cursor = page_params(request)
     user = optional_principal(request)
-    return json(await request.app.ctx.platform.posts.list_community(name, user, limit, cursor))
+    listings = request.app.ctx.platform.listings
+    sort, window = request.args.get("sort", "hot"), request.args.get("t")
+    return json(await listings.community(name, user, sort, window, limit, cursor))
+
+
+@bp.get("/feed")
+async def feed(request: Request) -> HTTPResponse:
+    user = principal(request)
+    limit, cursor = page_params(request)
+    sort, window = request.args.get("sort", "hot"), request.args.get("t")
+    return json(await request.app.ctx.platform.listings.feed(user, sort, window, limit, cursor))
 
 
 @bp.get("/posts/<post_id:str>")

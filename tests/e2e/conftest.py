@@ -14,6 +14,8 @@ import pytest
 from domain.ids import new_id
 from tests.processes import Process, start_api, start_dataflow, wait_for
 
+DATAFLOWS = ("content", "votes", "ranking")
+
 
 @pytest.fixture(scope="session")
 def log_dir() -> Path:
@@ -34,10 +36,12 @@ class Platform:
 
 @pytest.fixture(scope="session")
 def platform(stack, log_dir) -> Iterator[Platform]:
-    flows = {name: start_dataflow(name, log_dir) for name in ("content", "votes")}
+    flows = {name: start_dataflow(name, log_dir) for name in DATAFLOWS}
+    relay = Process("relay", ["-m", "api.relay"], log_dir).start()
     api, base = start_api(log_dir)
     yield Platform(base, api, flows, log_dir)
     api.stop()
+    relay.stop()
     for proc in flows.values():
         proc.stop()
 
@@ -105,6 +109,16 @@ class Client:
             json={"target_id": target_id, "target_type": "post", "direction": direction},
             headers=user.headers,
         )
+
+    def community_info(self, name: str) -> dict[str, Any]:
+        r = self.http.get(f"/communities/{name}")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def listing(self, path: str, user: User | None = None) -> dict[str, Any]:
+        r = self.http.get(path, headers=user.headers if user else None)
+        assert r.status_code == 200, r.text
+        return r.json()
 
     def get_post(self, post_id: str, user: User | None = None) -> dict[str, Any]:
         r = self.http.get(f"/posts/{post_id}", headers=user.headers if user else None)

@@ -43,9 +43,13 @@ def test_two_users_vote_through_every_transition(client):
         lambda: counts(client.get_post(post_id)) == expected, timeout=10, what=f"tally {expected}"
     )
     assert client.get_post(post_id, alice)["my_vote"] == state[alice.user_id]
-    listing = client.http.get(f"/communities/{community}/posts?sort=new").json()
-    assert [p["post_id"] for p in listing["items"]] == [post_id]
-    assert counts(listing["items"][0]) == expected
+
+    def listed() -> list:
+        items = client.listing(f"/communities/{community}/posts?sort=new")["items"]
+        return items if items and counts(items[0]) == expected else []
+
+    items = wait_for(listed, timeout=10, what="the post listed with its tally")
+    assert [p["post_id"] for p in items] == [post_id]
 
 
 def test_racing_requests_of_one_user_converge(client):
@@ -71,6 +75,11 @@ def test_list_paging_is_stable(client):
     author = client.register("pager")
     community = client.community(author)
     posts = [client.post(author, community, f"p{i}") for i in range(5)]
+    wait_for(
+        lambda: len(client.listing(f"/communities/{community}/posts?sort=new")["items"]) == 5,
+        timeout=10,
+        what="all five posts ranked",
+    )
     seen: list[str] = []
     cursor = None
     while True:

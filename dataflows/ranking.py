@@ -1,0 +1,291 @@
+"""ranking: posts + scores -> per-community ranked sets in Redis and rank columns in
+the post's shard; pins from the communities topic.
+
+Hot, new and controversial change only when a score does. Rising decays with age
+and top/controversial windows expire with it, so each post's state also asks the
+clock to wake it: at its next window exit (it leaves `top&t=hour` exactly an hour
+after creation, with no vote needed) and every RISING_CADENCE while it is young
+enough to rise.
+
+`python -m dataflows run ranking`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import bytewax.operators as op
+import orjson
+from bytewax.dataflow import Dataflow
+
+from dataflows.common import Event, kafka_events
+from dataflows.sinks import FunctionSink, ShardConnections, execute_on_shards
+from domain import ranking
+from domain.ids import created_at
+from schemas.events import PostCreated, PostPinned, ScoreChanged
+from schemas.topics import COMMUNITIES, POSTS, SCORES
+from stores.rankings import SET_LIMIT, pins_key, rank_key
+from stores.redis_store import sync_client
+from stores.settings import Settings, get_settings
+
+NAME = "ranking"
+RISING_CADENCE = timedelta(seconds=60)
+
+UPSERT_RANK = (
+    "INSERT INTO post_ranks (post_id, community_id, created_at, score, upvotes, downvotes,"
+    " hot, rising, controversy, rank_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    " ON CONFLICT (post_id) DO UPDATE SET score = EXCLUDED.score,"
+    " upvotes = EXCLUDED.upvotes, downvotes = EXCLUDED.downvotes, hot = EXCLUDED.hot,"
+    " rising = EXCLUDED.rising, controversy = EXCLUDED.controversy,"
+    " rank_seq = EXCLUDED.rank_seq WHERE post_ranks.rank_seq <= EXCLUDED.rank_seq"
+)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class PostSeen:
+    post_id: str
+    community_id: str
+    created: datetime
+
+
+@dataclass(frozen=True)
+class ScoreSeen:
+    post_id: str
+    community_id: str
+    upvotes: int
+    downvotes: int
+    seq: int
+
+
+@dataclass(frozen=True)
+class RankUpdate:
+    post_id: str
+    community_id: str
+    created: datetime
+    upvotes: int
+    downvotes: int
+    hot: float
+    rising: float | None
+    controversy: float
+    windows_in: tuple[str, ...]
+    windows_out: tuple[str, ...]
+    rank_seq: int  # the tally's seq: equal seqs are clock refreshes, both valid
+
+    @property
+    def score(self) -> int:
+        return self.upvotes - self.downvotes
+
+
+@dataclass
+class PostState:
+    post_id: str
+    community_id: str
+    created: datetime
+    upvotes: int = 0
+    downvotes: int = 0
+    score_seq: int = 0
+    windows: tuple[str, ...] = field(default_factory=tuple)
+
+
+def ranking_input(event: Event) -> tuple[str, PostSeen | ScoreSeen] | None:
+    p = event.payload
+    if isinstance(p, PostCreated):
+        return p.post_id, PostSeen(p.post_id, p.community_id, p.created_at)
+    if isinstance(p, ScoreChanged) and p.target_type == "post":
+        return p.target_id, ScoreSeen(p.target_id, p.community_id, p.upvotes, p.downvotes, p.seq)
+    return None
+
+
+def pins_input(event: Event) -> PostPinned | None:
+    return event.payload if isinstance(event.payload, PostPinned) else None
+
+
+class RankLogic(op.StatefulLogic[PostSeen | ScoreSeen, RankUpdate, PostState]):
+    def __init__(self, state: PostState | None) -> None:
+        self.state = state
+
+    def on_item(self, value: PostSeen | ScoreSeen) -> tuple[Iterable[RankUpdate], bool]:
+        if self.state is None:
+            created = value.created if isinstance(value, PostSeen) else created_at(value.post_id)
+            self.state = PostState(value.post_id, value.community_id, created)
+        state = self.state
+        if isinstance(value, PostSeen):
+            state.created = value.created  # the event's own time wins over the id's
+        elif value.seq > state.score_seq:
+            state.upvotes, state.downvotes, state.score_seq = (
+                value.upvotes,
+                value.downvotes,
+                value.seq,
+            )
+        else:
+            return (), op.StatefulLogic.RETAIN  # an older tally: nothing changes
+        return [self._update()], op.StatefulLogic.RETAIN
+
+    def on_notify(self) -> tuple[Iterable[RankUpdate], bool]:
+        if self.state is None:
+            return (), op.StatefulLogic.DISCARD
+        update = self._update()
+        # Nothing left to expire or re-rank: the post only changes on votes now.
+        settled = update.rising is None and update.windows_in == ("all",)
+        return [update], op.StatefulLogic.DISCARD if settled else op.StatefulLogic.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        if self.state is None:
+            return None
+        current = now()
+        wakes = [ranking.next_window_exit(self.state.created, current)]
+        if current - self.state.created < ranking.RISING_MAX_AGE:
+            wakes.append(current + RISING_CADENCE)
+        upcoming = [w for w in wakes if w is not None]
+        return min(upcoming) if upcoming else None
+
+    def _update(self) -> RankUpdate:
+        s = self.state
+        assert s is not None
+        current = now()
+        score = s.upvotes - s.downvotes
+        windows = tuple(ranking.windows_containing(s.created, current))
+        young = current - s.created < ranking.RISING_MAX_AGE
+        update = RankUpdate(
+            post_id=s.post_id,
+            community_id=s.community_id,
+            created=s.created,
+            upvotes=s.upvotes,
+            downvotes=s.downvotes,
+            hot=ranking.hot(score, s.created),
+            rising=ranking.rising(score, s.created, current) if young else None,
+            controversy=ranking.controversy(s.upvotes, s.downvotes),
+            windows_in=windows,
+            windows_out=tuple(w for w in s.windows if w not in windows),
+            rank_seq=s.score_seq,
+        )
+        s.windows = windows
+        return update
+
+    def snapshot(self) -> PostState:
+        assert self.state is not None
+        s = self.state
+        return PostState(
+            s.post_id, s.community_id, s.created, s.upvotes, s.downvotes, s.score_seq, s.windows
+        )
+
+
+def write_ranks(pipe: object, u: RankUpdate) -> list[str]:
+    """Queue the Redis writes for one update; returns the keys to trim."""
+    c = u.community_id
+    writes: list[tuple[str, float]] = [
+        (rank_key(c, "hot"), u.hot),
+        (rank_key(c, "new"), u.created.timestamp()),
+    ]
+    if u.rising is not None:
+        writes.append((rank_key(c, "rising"), u.rising))
+    else:
+        pipe.zrem(rank_key(c, "rising"), u.post_id)  # type: ignore[attr-defined]
+    for window in u.windows_in:
+        writes.append((rank_key(c, "top", window), float(u.score)))
+        writes.append((rank_key(c, "controversial", window), u.controversy))
+    for window in u.windows_out:
+        pipe.zrem(rank_key(c, "top", window), u.post_id)  # type: ignore[attr-defined]
+        pipe.zrem(rank_key(c, "controversial", window), u.post_id)  # type: ignore[attr-defined]
+    for key, value in writes:
+        pipe.zadd(key, {u.post_id: value})  # type: ignore[attr-defined]
+    return [key for key, _ in writes]
+
+
+def rank_row(u: RankUpdate) -> tuple:
+    return (
+        u.post_id,
+        u.community_id,
+        u.created,
+        u.score,
+        u.upvotes,
+        u.downvotes,
+        u.hot,
+        u.rising,
+        u.controversy,
+        u.rank_seq,
+    )
+
+
+def rank_sink(settings: Settings) -> FunctionSink[tuple[str, RankUpdate]]:
+    def factory() -> tuple[Callable[[list[tuple[str, RankUpdate]]], None], Callable[[], None]]:
+        shards = ShardConnections(settings)
+        redis = sync_client(settings.redis_url)
+
+        async def write_rows(updates: list[RankUpdate]) -> None:
+            for shard, items in shards.group_by_shard(updates, lambda u: u.community_id).items():
+                conn = await shards.conn(shard)
+                await conn.executemany(UPSERT_RANK, [rank_row(u) for u in items])
+
+        def write(batch: list[tuple[str, RankUpdate]]) -> None:
+            latest: dict[str, RankUpdate] = {}
+            for _key, update in batch:
+                held = latest.get(update.post_id)
+                if held is None or update.rank_seq >= held.rank_seq:
+                    latest[update.post_id] = update
+            pipe = redis.pipeline(transaction=False)
+            touched: set[str] = set()
+            for update in latest.values():
+                touched.update(write_ranks(pipe, update))
+            for key in touched:  # keep the best SET_LIMIT entries of each set
+                pipe.zremrangebyrank(key, 0, -SET_LIMIT - 1)
+            pipe.execute()
+            shards.run(write_rows(list(latest.values())))
+
+        def close() -> None:
+            shards.close()
+            redis.close()
+
+        return write, close
+
+    return FunctionSink(factory)
+
+
+def pins_sink(settings: Settings) -> FunctionSink[PostPinned]:
+    def factory() -> tuple[Callable[[list[PostPinned]], None], Callable[[], None]]:
+        redis = sync_client(settings.redis_url)
+
+        def write(batch: list[PostPinned]) -> None:
+            pipe = redis.pipeline(transaction=False)
+            for pinned in batch:  # each event carries the full list: last one wins
+                pipe.set(pins_key(pinned.community_id), orjson.dumps(pinned.pins))
+            pipe.execute()
+
+        return write, redis.close
+
+    return FunctionSink(factory)
+
+
+def build_flow(tail: bool = True, settings: Settings | None = None) -> Dataflow:
+    settings = settings or get_settings()
+    flow = Dataflow(NAME)
+    events = kafka_events(
+        flow,
+        NAME,
+        settings.kafka_bootstrap,
+        [POSTS.name, SCORES.name, COMMUNITIES.name],
+        tail=tail,
+    )
+    keyed = op.filter_map("rank_inputs", events, ranking_input)
+    updates = op.stateful("rank", keyed, RankLogic)
+    op.output("ranks_out", updates, rank_sink(settings))
+    pins = op.filter_map("pins", events, pins_input)
+    op.output("pins_out", pins, pins_sink(settings))
+    return flow
+
+
+def wipe(settings: Settings) -> None:
+    """Empty the state this dataflow derives (for replay)."""
+    execute_on_shards(settings, "TRUNCATE post_ranks")
+    redis = sync_client(settings.redis_url)
+    for pattern in ("rank:*", "pins:*"):
+        keys = list(redis.scan_iter(match=pattern, count=1000))
+        for i in range(0, len(keys), 500):
+            redis.delete(*keys[i : i + 500])
+    redis.close()

@@ -1,0 +1,58 @@
+"""Ranking formulas (Reddit's published ones) and top-window membership.
+
+All values are comparable across communities, so a home feed can merge per-community
+rankings directly.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+REDDIT_EPOCH = 1134028003  # seconds; Reddit's hot-rank reference time
+RISING_MAX_AGE = timedelta(hours=24)  # rising only ranks young posts
+
+WINDOWS: dict[str, timedelta | None] = {
+    "hour": timedelta(hours=1),
+    "day": timedelta(days=1),
+    "week": timedelta(weeks=1),
+    "month": timedelta(days=30),
+    "year": timedelta(days=365),
+    "all": None,
+}
+
+
+def hot(score: int, created: datetime) -> float:
+    """sign(s)·log10(max(|s|, 1)) + (t - 1134028003) / 45000, rounded like Reddit's."""
+    order = math.log10(max(abs(score), 1))
+    sign = 1 if score > 0 else -1 if score < 0 else 0
+    seconds = created.timestamp() - REDDIT_EPOCH
+    return round(sign * order + seconds / 45000, 7)
+
+
+def controversy(upvotes: int, downvotes: int) -> float:
+    """(ups + downs) ^ (min / max); 0 when either side is 0."""
+    if upvotes <= 0 or downvotes <= 0:
+        return 0.0
+    magnitude = upvotes + downvotes
+    balance = downvotes / upvotes if upvotes > downvotes else upvotes / downvotes
+    return float(magnitude**balance)
+
+
+def rising(score: int, created: datetime, now: datetime) -> float:
+    """Score velocity: score / max(1, age in hours)."""
+    hours = (now - created).total_seconds() / 3600
+    return score / max(1.0, hours)
+
+
+def windows_containing(created: datetime, now: datetime) -> list[str]:
+    """The top/controversial windows a post of this age belongs to now."""
+    age = now - created
+    return [name for name, span in WINDOWS.items() if span is None or age < span]
+
+
+def next_window_exit(created: datetime, now: datetime) -> datetime | None:
+    """When the post next leaves a window (None once only `all` remains)."""
+    exits = [created + span for span in WINDOWS.values() if span is not None]
+    upcoming = [t for t in exits if t > now]
+    return min(upcoming) if upcoming else None

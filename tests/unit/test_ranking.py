@@ -1,0 +1,73 @@
+"""Ranking formulas against hand-computed values."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from domain.ranking import (
+    controversy,
+    hot,
+    next_window_exit,
+    rising,
+    windows_containing,
+)
+
+T0 = datetime.fromtimestamp(1134028003 + 45000 * 100, UTC)  # 100 "hot units" after epoch
+
+
+@pytest.mark.parametrize(
+    ("score", "expected"),
+    [
+        (0, 100.0),  # log10(1) = 0, sign 0
+        (1, 100.0),  # log10(1) = 0
+        (10, 101.0),
+        (1000, 103.0),
+        (-10, 99.0),
+        (-1000, 97.0),
+        (55, 100 + 1.7403627),  # log10(55) = 1.74036268...
+    ],
+)
+def test_hot(score, expected):
+    assert hot(score, T0) == pytest.approx(expected, abs=1e-7)
+
+
+def test_hot_twelve_and_a_half_hours_equal_a_tenfold_score():
+    later = T0 + timedelta(seconds=45000)
+    assert hot(1, later) == pytest.approx(hot(10, T0))
+
+
+@pytest.mark.parametrize(
+    ("ups", "downs", "expected"),
+    [
+        (0, 10, 0.0),
+        (10, 0, 0.0),
+        (10, 10, 20.0),  # balance 1 -> 20^1
+        (100, 50, 150**0.5),  # 12.2474...
+        (50, 100, 150**0.5),
+        (3, 1, 4 ** (1 / 3)),  # 1.5874...
+    ],
+)
+def test_controversy(ups, downs, expected):
+    assert controversy(ups, downs) == pytest.approx(expected)
+
+
+def test_rising_is_velocity():
+    assert rising(30, T0, T0 + timedelta(minutes=30)) == 30  # under an hour: / 1
+    assert rising(30, T0, T0 + timedelta(hours=3)) == 10
+    assert rising(-6, T0, T0 + timedelta(hours=2)) == -3
+
+
+def test_windows_by_age():
+    now = T0 + timedelta(minutes=59)
+    assert windows_containing(T0, now) == ["hour", "day", "week", "month", "year", "all"]
+    assert windows_containing(T0, T0 + timedelta(hours=2)) == [
+        "day",
+        "week",
+        "month",
+        "year",
+        "all",
+    ]
+    assert windows_containing(T0, T0 + timedelta(days=400)) == ["all"]
+    assert next_window_exit(T0, now) == T0 + timedelta(hours=1)
+    assert next_window_exit(T0, T0 + timedelta(days=2)) == T0 + timedelta(weeks=1)
+    assert next_window_exit(T0, T0 + timedelta(days=400)) is None
