@@ -3,6 +3,7 @@
   python -m dataflows run NAME [-w N] [-i I -a ADDRS]   run with recovery on
   python -m dataflows replay NAME [-w N] [--yes]        wipe NAME's derived state and
                                                         rebuild it from offset 0
+  python -m dataflows rebuild-rankings                 rebuild Redis listings from shards
   python -m dataflows list
 
 `run` keeps its recovery store under `<state>/recovery/NAME` (created on first run) and
@@ -28,7 +29,7 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 from tqdm import tqdm
 
-from dataflows import common, content, ranking, votes
+from dataflows import common, content, ranking, rebuild, votes
 from schemas.topics import COMMUNITIES, POSTS, SCORES, VOTES
 from stores.kafka_admin import end_offsets
 from stores.settings import Settings, get_settings
@@ -90,7 +91,7 @@ def main() -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["run", "replay", "list"])
+    parser.add_argument("command", choices=["run", "replay", "rebuild-rankings", "list"])
     parser.add_argument("name", nargs="?", choices=sorted(JOBS))
     parser.add_argument("-w", "--workers", type=int, default=1, help="workers per process")
     parser.add_argument("-i", "--process-id", type=int, default=None)
@@ -100,6 +101,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "list":
         print("\n".join(sorted(JOBS)))
+        return
+    if args.command == "rebuild-rankings":
+        rebuild.main(get_settings())
         return
     if args.name is None:
         parser.error("name a dataflow")

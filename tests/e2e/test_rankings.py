@@ -223,3 +223,43 @@ def test_home_feed_merges_shards_with_stable_cursors(client, settings):
         stop.set()
         worker.join()
     assert client.http.get("/feed").status_code == 401
+
+
+def test_rebuild_restores_lost_listings(client, settings):
+    import subprocess
+    import sys
+
+    from stores.redis_store import sync_client
+    from tests.processes import ROOT
+
+    owner = client.register("rb")
+    voters = [client.register("rbv") for _ in range(3)]
+    name = client.community(owner)
+    posts = [client.post(owner, name, f"rebuild {i}") for i in range(4)]
+    for i, post_id in enumerate(posts):
+        for voter in voters[:i]:
+            assert client.vote(voter, post_id, 1).status_code == 200
+    path = f"/communities/{name}/posts?sort=top&t=all"
+    want = list(reversed(posts))  # post i has score i
+    wait_for(
+        lambda: [p["post_id"] for p in client.listing(path)["items"]] == want,
+        timeout=15,
+        what="settled ranking before the loss",
+    )
+    community_id = client.community_info(name)["community_id"]
+    redis = sync_client(settings.redis_url)
+    lost = list(redis.scan_iter(match=f"rank:{community_id}:*")) + [f"pv:{p}" for p in posts]
+    redis.delete(*lost)
+    assert client.listing(path)["items"] == []
+    result = subprocess.run(
+        [sys.executable, "-m", "dataflows", "rebuild-rankings"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    items = client.listing(path)["items"]
+    assert [p["post_id"] for p in items] == want
+    assert [p["score"] for p in items] == [3, 2, 1, 0]
