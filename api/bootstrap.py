@@ -56,6 +56,8 @@ async def bootstrap(settings: Settings) -> Platform:
     identity = IdentityStore(identity_pool)
     live = LiveVotes(redis)
     posts = PostStore(shards)
+    listings = RankedListings(redis)
+    await listings.load()
     return Platform(
         settings=settings,
         identity_pool=identity_pool,
@@ -67,6 +69,6 @@ async def bootstrap(settings: Settings) -> Platform:
         communities=CommunityService(identity),
         posts=PostService(identity, posts, publisher, live),
         votes=VoteService(live, publisher, settings.vote_archive_days),
-        listings=ListingService(identity, RankedListings(redis), RankedPostStore(shards)),
+        listings=ListingService(identity, listings, RankedPostStore(shards)),
         moderation=ModerationService(identity, posts),
     )

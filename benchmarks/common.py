@@ -108,3 +108,54 @@ def run_wrk(url: str, script: str, seconds: int, connections: int, threads: int 
     non = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     return WrkResult(rps, p50, p99, int(non.group(1)) if non else 0, total, out)
+
+
+def start_bench_app(port: int = 8100, workers: int = 2) -> subprocess.Popen[bytes]:
+    """The platform API + Lemmy-style baseline routes on one Sanic stack."""
+    import sys
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.bench_app",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError("benchmark app exited")
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("benchmark app not ready after 60 s")
+
+
+def ensure_baseline_db() -> None:
+    subprocess.run(
+        ["bash", "deploy/stack.sh", "createdb", "bench_lemmy"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def lua_rotating_get(paths: list[str], token: str) -> str:
+    listed = ",".join(f'"{p}"' for p in paths)
+    return f"""
+local paths = {{{listed}}}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", paths[(i % #paths) + 1], {{["Authorization"] = "Bearer {token}"}})
+end
+"""

@@ -2,18 +2,21 @@
 
 Keys: `rank:{community}:{sort}` sorted sets (sort: hot, new, rising, top:{window},
 controversial:{window}); `pv:{post}` the listing fields of a post as JSON (written by
-the content dataflow); `pins:{community}` JSON list of pinned post ids. Scores come
-from `t:{post}` (see redis_store) so listings show the live tally.
+the content dataflow); `pins:{community}` JSON list of pinned post ids; `feed:{id}`
+frozen home-feed orders. Scores come from `t:{post}` (see redis_store), so listings
+show the live tally. Pages are built as JSON inside Redis (`lua/listings.lua`, a
+function library): one round trip and no per-item work in Python.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
 
-from stores.redis_store import script_source
+from stores.redis_store import LUA
 
 SET_LIMIT = 1000  # entries kept per set; deeper pages come from the shard
 
@@ -30,95 +33,73 @@ def pins_key(community_id: str) -> str:
     return f"pins:{community_id}"
 
 
+def snapshot_key(snapshot: str) -> str:
+    return f"feed:{snapshot}"
+
+
+@dataclass(frozen=True)
+class Page:
+    items_json: bytes  # a JSON array of listing items
+    last: tuple[str, str] | None  # (rank as Redis wrote it, post id) of the last ranked item
+    missing: int  # items whose view is not cached (marked "missing": true)
+    size: int  # entries in the set; -1 for an expired feed snapshot
+    count: int  # items on the page
+
+    def items(self) -> list[dict[str, Any]]:
+        return list(orjson.loads(self.items_json))
+
+
+def _page(raw: list[Any]) -> Page:
+    items, rank, post_id, missing, size, count = raw
+    last = (_text(rank), _text(post_id)) if _text(rank) else None
+    return Page(_bytes(items), last, int(missing), int(size), int(count))
+
+
 class RankedListings:
-    """The API side: pages of ranked post ids and their views in one round trip each."""
+    """The API side of the listing read model."""
 
     def __init__(self, client: aioredis.Redis) -> None:
         self.client = client
-        self._page = client.register_script(script_source("rank_page"))
-        self._views = client.register_script(script_source("post_views"))
+
+    async def load(self) -> None:
+        """Install (or upgrade) the function library; idempotent."""
+        await self.client.function_load((LUA / "listings.lua").read_text(), replace=True)  # type: ignore[misc]
 
     async def page(
         self,
         key: str,
-        after: tuple[float, str] | None,
+        after: tuple[str, str] | None,
         limit: int,
         user_id: str,
         pins_of: str | None = None,
-    ) -> tuple[list[tuple[str, float | None]], list[dict[str, Any] | None], int]:
-        """Up to `limit` (post id, rank) after the keyset cursor, with their views, and
-        the set's size. With `pins_of` (a community id) the first page leads with its
-        pinned posts (rank None)."""
-        keys = [key] if pins_of is None else [key, pins_key(pins_of)]
-        args: list[Any] = [limit, user_id]
-        if after is not None:
-            args += [repr(after[0]), after[1]]
-        ids, ranks, views, size = await self._page(keys=keys, args=args)
-        ranked = [
-            (_text(i), float(r) if r not in (b"", "") else None)
-            for i, r in zip(ids, ranks, strict=True)
-        ]
-        return ranked, [_view(v) for v in views], int(size)
+    ) -> Page:
+        """A page of a ranked set after the keyset cursor. With `pins_of` (a community
+        id) the first page leads with that community's pinned posts."""
+        keys = [key] if pins_of is None or after else [key, pins_key(pins_of)]
+        args: list[Any] = [limit, user_id, *(after or ())]
+        raw = await self.client.fcall("rank_page", len(keys), *keys, *args)  # type: ignore[misc]
+        return _page(raw)
 
-    async def views(self, post_ids: list[str], user_id: str) -> list[dict[str, Any] | None]:
-        if not post_ids:
-            return []
-        raw = await self._views(keys=[], args=[user_id, *post_ids])
-        return [_view(v) for v in raw]
-
-    async def save_snapshot(self, snapshot: str, post_ids: list[str], ttl: int) -> None:
-        key = f"feed:{snapshot}"
-        pipe = self.client.pipeline(transaction=True)
-        pipe.delete(key)
-        if post_ids:
-            pipe.rpush(key, *post_ids)
-        else:
-            pipe.rpush(key, "")  # an empty snapshot still exists until it expires
-        pipe.expire(key, ttl)
-        await pipe.execute()
-
-    async def snapshot_slice(self, snapshot: str, offset: int, limit: int) -> list[str] | None:
-        """Ids of a frozen feed page; None once the snapshot expired."""
-        key = f"feed:{snapshot}"
-        pipe = self.client.pipeline(transaction=False)
-        pipe.exists(key)
-        pipe.lrange(key, offset, offset + limit - 1)
-        exists, ids = await pipe.execute()
-        if not exists:
-            return None
-        return [_text(i) for i in ids if i]
-
-    async def snapshot_has(self, snapshot: str, index: int) -> bool:
-        return bool(await self.client.lindex(f"feed:{snapshot}", index))  # type: ignore[misc]
-
-    async def pins(self, community_id: str) -> list[str]:
-        raw = await self.client.get(pins_key(community_id))
-        return list(orjson.loads(raw)) if raw else []
-
-    async def top_of(self, keys: list[str], count: int) -> list[list[tuple[str, float]]]:
-        """The first `count` entries of several sets, pipelined into one round trip."""
-        pipe = self.client.pipeline(transaction=False)
-        for key in keys:
-            pipe.zrevrange(key, 0, count - 1, withscores=True)
-        results = await pipe.execute()
-        return [[(_text(m), float(s)) for m, s in rows] for rows in results]
+    async def feed_page(
+        self,
+        snapshot: str,
+        set_keys: list[str],
+        limit: int,
+        user_id: str,
+        size: int,
+        ttl: int,
+        after: tuple[str, str] | None,
+    ) -> Page:
+        """The first call (no cursor) freezes the union of `set_keys` into `snapshot`."""
+        keys = [snapshot_key(snapshot), *([] if after else set_keys)]
+        args: list[Any] = [limit, user_id, size, ttl, *(after or ())]
+        raw = await self.client.fcall("feed_page", len(keys), *keys, *args)  # type: ignore[misc]
+        return _page(raw)
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def _text(value: bytes | str | int) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _view(raw: list[Any] | None) -> dict[str, Any] | None:
-    """[view json, up, down, comment count, my vote] -> listing item (None: not cached)."""
-    if not raw or not raw[0]:
-        return None
-    view: dict[str, Any] = orjson.loads(raw[0])
-    up, down = int(raw[1] or 0), int(raw[2] or 0)
-    view.update(
-        upvotes=up,
-        downvotes=down,
-        score=up - down,
-        comment_count=int(raw[3] or 0),
-        my_vote=int(raw[4] or 0),
-    )
-    return view
+def _bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()

@@ -2,17 +2,18 @@
 cache miss) and the home feed merged across the user's communities.
 
 Community pages use a keyset cursor (rank, post id). The home feed's first page
-freezes the merged order into a short-lived snapshot, so later pages have no
-duplicates or holes however votes move posts meanwhile.
+freezes the merged order (a k-way merge by rank of the user's community sets) into a
+short-lived snapshot, so later pages have no duplicates or holes however votes move
+posts meanwhile.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import time
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from api.security import Principal
 from api.services.posts import post_view
@@ -21,12 +22,11 @@ from domain.ids import new_id
 from domain.ranking import WINDOWS
 from stores.identity import IdentityStore
 from stores.posts import RankedPostStore, decode_cursor, encode_cursor
-from stores.rankings import SET_LIMIT, RankedListings, rank_key
+from stores.rankings import SET_LIMIT, Page, RankedListings, rank_key
 
 SORTS = ("hot", "new", "top", "rising", "controversial")
 WINDOWED = ("top", "controversial")
 FEED_SNAPSHOT = 500  # posts frozen per feed snapshot
-FEED_PER_COMMUNITY = 200
 FEED_TTL_SECONDS = 900
 COMMUNITY_CACHE_SECONDS = 10.0
 
@@ -62,28 +62,28 @@ class ListingService:
     ) -> dict[str, Any]:
         sort, window = sort_key(sort, window)
         community_id = await self._visible_community(name, principal)
-        user_id = principal.user_id if principal else ""
         after = _keyset(cursor)
-        key = rank_key(community_id, sort, window)
-        ranked, views, size = await self.listings.page(
-            key, after, limit, user_id, pins_of=community_id if after is None else None
+        page = await self.listings.page(
+            rank_key(community_id, sort, window),
+            after,
+            limit,
+            principal.user_id if principal else "",
+            pins_of=community_id,
         )
-        items = await self._fill(ranked, views, principal)
-        last: tuple[str, float] | None = None
-        for post_id, rank in reversed(ranked):
-            if rank is not None:
-                last = (post_id, rank)
-                break
-        if len(ranked) < limit and size >= SET_LIMIT:
+        items: list[dict[str, Any]] | orjson.Fragment = await self._items(page, principal)
+        count, last = page_count(page, items), page.last
+        if count < limit and page.size >= SET_LIMIT:
             # Past the end of the bounded set: continue from the shard's rank columns.
-            start = (last[1], last[0]) if last else after
-            since = _window_start(window)
-            rows = await self.shards.page(community_id, sort, since, start, limit - len(ranked))
-            items += [post_view(row, 0 if principal else None) for row, _rank in rows]
+            listed = list(items) if isinstance(items, list) else page.items()
+            start = (float(last[0]), last[1]) if last else _float_keyset(after)
+            rows = await self.shards.page(
+                community_id, sort, _window_start(window), start, limit - count
+            )
+            listed += [post_view(row, 0 if principal else None) for row, _rank in rows]
             if rows:
-                last = (rows[-1][0]["post_id"], rows[-1][1])
-        full = len(items) >= limit
-        next_cursor = encode_cursor([last[1], last[0]]) if full and last else None
+                last = (repr(rows[-1][1]), rows[-1][0]["post_id"])
+            items, count = listed, len(listed)
+        next_cursor = encode_cursor(list(last)) if count >= limit and last else None
         return {"items": items, "next_cursor": next_cursor}
 
     async def feed(
@@ -91,47 +91,43 @@ class ListingService:
     ) -> dict[str, Any]:
         sort, window = sort_key(sort, window)
         if cursor:
-            snapshot, offset = decode_cursor(cursor, 2)
-            if not isinstance(snapshot, str) or not isinstance(offset, int) or offset < 0:
+            snapshot, rank, post_id = decode_cursor(cursor, 3)
+            if not all(isinstance(v, str) for v in (snapshot, rank, post_id)):
                 raise ValidationFailed("cursor is not valid", {"cursor": "malformed"})
-            ids = await self.listings.snapshot_slice(snapshot, offset, limit)
-            if ids is None:
-                raise ValidationFailed("cursor expired, start again", {"cursor": "expired"})
+            set_keys: list[str] = []
+            after: tuple[str, str] | None = (rank, post_id)
         else:
             communities = await self.identity.subscribed_community_ids(principal.user_id)
-            keys = [rank_key(c, sort, window) for c in communities]
-            rankings = await self.listings.top_of(keys, FEED_PER_COMMUNITY)
-            merged = heapq.merge(*rankings, key=lambda entry: (-entry[1], entry[0]))
-            order = [post_id for post_id, _rank in itertools.islice(merged, FEED_SNAPSHOT)]
-            snapshot, offset = new_id(), 0
-            await self.listings.save_snapshot(snapshot, order, FEED_TTL_SECONDS)
-            ids = order[:limit]
-        views = await self.listings.views(ids, principal.user_id)
-        items = await self._fill([(i, None) for i in ids], views, principal)
-        more = await self.listings.snapshot_has(snapshot, offset + limit)
-        next_cursor = encode_cursor([snapshot, offset + limit]) if more else None
+            snapshot, after = new_id(), None
+            set_keys = [rank_key(c, sort, window) for c in communities]
+        page = await self.listings.feed_page(
+            snapshot, set_keys, limit, principal.user_id, FEED_SNAPSHOT, FEED_TTL_SECONDS, after
+        )
+        if page.size < 0:
+            raise ValidationFailed("cursor expired, start again", {"cursor": "expired"})
+        items = await self._items(page, principal)
+        more = page.last is not None and page_count(page, items) >= limit
+        next_cursor = encode_cursor([snapshot, *page.last]) if more and page.last else None
         return {"items": items, "next_cursor": next_cursor}
 
-    async def _fill(
-        self,
-        ranked: list[tuple[str, float | None]],
-        views: list[dict[str, Any] | None],
-        principal: Principal | None,
-    ) -> list[dict[str, Any]]:
-        """Views from Redis; misses (a cold cache) read from the shards in parallel."""
-        missing = [post_id for (post_id, _), view in zip(ranked, views, strict=True) if not view]
-        rows = await self.shards.rows_by_ids(missing) if missing else {}
-        items = []
-        for (post_id, _rank), view in zip(ranked, views, strict=True):
-            if view is None:
-                row = rows.get(post_id)
+    async def _items(
+        self, page: Page, principal: Principal | None
+    ) -> list[dict[str, Any]] | orjson.Fragment:
+        """The page's items; views missing from Redis are read from the shards."""
+        if not page.missing:
+            return orjson.Fragment(page.items_json)
+        items = page.items()
+        absent = [i["post_id"] for i in items if i.get("missing")]
+        rows = await self.shards.rows_by_ids(absent)
+        filled = []
+        for item in items:
+            if item.get("missing"):
+                row = rows.get(item["post_id"])
                 if row is None:
                     continue  # ranked before it was materialised: it shows up shortly
-                view = post_view(row, 0)
-            if principal is None:
-                view.pop("my_vote", None)
-            items.append(view)
-        return items
+                item = post_view(row, item.get("my_vote") if principal else None)
+            filled.append(item)
+        return filled
 
     async def _visible_community(self, name: str, principal: Principal | None) -> str:
         cached = self._communities.get(name.lower())
@@ -147,13 +143,25 @@ class ListingService:
         return community_id
 
 
-def _keyset(cursor: str | None) -> tuple[float, str] | None:
+def page_count(page: Page, items: list[dict[str, Any]] | orjson.Fragment) -> int:
+    return len(items) if isinstance(items, list) else page.count
+
+
+def _keyset(cursor: str | None) -> tuple[str, str] | None:
     if not cursor:
         return None
     rank, post_id = decode_cursor(cursor, 2)
-    if not isinstance(rank, int | float) or not isinstance(post_id, str):
+    if not isinstance(rank, str) or not isinstance(post_id, str):
         raise ValidationFailed("cursor is not valid", {"cursor": "malformed"})
-    return float(rank), post_id
+    try:
+        float(rank)
+    except ValueError:
+        raise ValidationFailed("cursor is not valid", {"cursor": "malformed"}) from None
+    return rank, post_id
+
+
+def _float_keyset(after: tuple[str, str] | None) -> tuple[float, str] | None:
+    return (float(after[0]), after[1]) if after else None
 
 
 def _window_start(window: str | None) -> datetime | None:

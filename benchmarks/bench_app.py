@@ -1,0 +1,50 @@
+"""The platform's API plus the Lemmy-style baseline routes, in one Sanic app, so a
+benchmark compares read and write paths behind the same HTTP stack.
+
+    python -m benchmarks.bench_app --port 8100 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import asyncpg
+from sanic import Sanic
+from sanic.worker.loader import AppLoader
+
+from api.app import create_app as create_platform_app
+from benchmarks import lemmy_baseline
+from stores.settings import get_settings
+
+
+def create_app() -> Sanic:
+    app = create_platform_app("agora_bench")
+    app.blueprint(lemmy_baseline.bp)
+
+    @app.before_server_start
+    async def connect(app: Sanic) -> None:
+        settings = get_settings()
+        app.ctx.lemmy = await asyncpg.create_pool(
+            settings.dsn(lemmy_baseline.BASELINE_DB), min_size=2, max_size=10
+        )
+
+    @app.after_server_stop
+    async def close(app: Sanic) -> None:
+        await app.ctx.lemmy.close()
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=8100)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    loader = AppLoader(factory=create_app)
+    app = loader.load()
+    app.prepare(host="127.0.0.1", port=args.port, workers=args.workers, motd=False)
+    Sanic.serve(primary=app, app_loader=loader)
+
+
+if __name__ == "__main__":
+    main()

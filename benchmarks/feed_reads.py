@@ -1,0 +1,251 @@
+"""Feed reads: the platform's ranked listings against a Lemmy-style baseline, same run.
+
+    python -m benchmarks.feed_reads [--communities 10] [--posts 100] [--seconds 15]
+
+Needs the local stack and the dataflows running (`bash deploy/up.sh`) and wrk.
+Starts one Sanic app (2 workers) serving both the platform's routes and the baseline's
+(`benchmarks/lemmy_baseline.py`: the same posts and tallies in Postgres with a stored
+hot_rank, a (community, hot_rank) index and ORDER BY hot_rank DESC LIMIT 25), then
+drives hot community pages and home feeds of a signed-in reader with wrk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from benchmarks.common import (
+    ensure_baseline_db,
+    lua_rotating_get,
+    mint_tokens,
+    run_wrk,
+    start_bench_app,
+)
+from benchmarks.lemmy_baseline import BASELINE_DB, copy_posts, load_schema
+from domain.ids import new_id
+from stores.posts import POST_COLUMNS, POST_FROM
+from stores.redis_store import sync_client, voters_key
+from stores.ring import ShardRing
+from stores.settings import Settings, get_settings
+
+PORT = 8100
+
+
+def seed(base: str, settings: Settings, communities: int, posts: int, votes: int) -> dict:
+    http = httpx.Client(base_url=f"{base}/api/v1", timeout=30)
+    name = f"reader{new_id()[-8:].lower()}"
+    http.post(
+        "/auth/register",
+        json={"username": name, "email": f"{name}@example.com", "password": "bench-password"},
+    ).raise_for_status()
+    token = http.post("/auth/login", json={"login": name, "password": "bench-password"}).json()
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    names, ids, post_ids = [], [], []
+    for c in range(communities):
+        cname = f"feed{new_id()[-8:].lower()}{c}"
+        http.post("/communities", json={"name": cname}, headers=headers).raise_for_status()
+        names.append(cname)
+        ids.append(http.get(f"/communities/{cname}").json()["community_id"])
+        for p in range(posts):
+            r = http.post(
+                f"/communities/{cname}/posts", json={"title": f"{cname} {p}"}, headers=headers
+            )
+            r.raise_for_status()
+            post_ids.append(r.json()["post_id"])
+    wait(lambda: all(http.get(f"/posts/{p}").status_code == 200 for p in post_ids[-5:]))
+    tokens = mint_tokens(settings, 300)
+    rng = random.Random(5)
+    weights = [rng.paretovariate(1.2) for _ in post_ids]
+    plan = [
+        (rng.choice(tokens), rng.choices(post_ids, weights)[0], rng.choice((1, 1, -1)))
+        for _ in range(votes)
+    ]
+
+    def cast(item: tuple[str, str, int]) -> None:
+        token, post_id, direction = item
+        http.put(
+            "/votes",
+            json={"target_id": post_id, "target_type": "post", "direction": direction},
+            headers={"Authorization": f"Bearer {token}"},
+        ).raise_for_status()
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(cast, plan))
+    return {
+        "headers": headers,
+        "token": token["access_token"],
+        "names": names,
+        "ids": ids,
+        "posts": post_ids,
+    }
+
+
+def wait(check: Callable[[], bool], timeout: float = 120.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError("timed out waiting for the platform to settle")
+        time.sleep(0.2)
+
+
+async def shard_rows(settings: Settings, post_ids: list[str]) -> list[dict]:
+    rows: list[dict] = []
+    for shard in settings.shard_dbs:
+        conn = await asyncpg.connect(settings.dsn(shard))
+        try:
+            found = await conn.fetch(
+                f"SELECT {POST_COLUMNS} FROM {POST_FROM} WHERE p.post_id = ANY($1::text[])",
+                post_ids,
+            )
+            rows += [dict(r) for r in found]
+        finally:
+            await conn.close()
+    return rows
+
+
+async def build_baseline(settings: Settings, world: dict, reader_id: str) -> None:
+    rows = await shard_rows(settings, world["posts"])
+    conn = await asyncpg.connect(settings.dsn(BASELINE_DB))
+    try:
+        await load_schema(conn)
+        await copy_posts(conn, rows)
+        await conn.executemany(
+            "INSERT INTO community_follower VALUES ($1, $2)",
+            [(c, reader_id) for c in world["ids"]],
+        )
+        redis = sync_client(settings.redis_url)
+        likes = []
+        for post_id in world["posts"]:
+            voters: dict = redis.hgetall(voters_key(post_id))  # type: ignore[assignment]
+            for user, direction in voters.items():
+                likes.append((post_id, user.decode(), int(direction)))
+        redis.close()
+        # Loaded without the trigger: the aggregates were copied already.
+        await conn.execute("ALTER TABLE post_like DISABLE TRIGGER post_like_aggregates")
+        await conn.executemany("INSERT INTO post_like VALUES ($1, $2, $3)", likes)
+        await conn.execute("ALTER TABLE post_like ENABLE TRIGGER post_like_aggregates")
+    finally:
+        await conn.close()
+
+
+def settled(base: str, world: dict, settings: Settings) -> bool:
+    """The shard tallies match Redis' live scores and the hot sets list every post."""
+    rows = asyncio.run(shard_rows(settings, world["posts"]))
+    redis = sync_client(settings.redis_url)
+    try:
+        for r in rows:
+            up, dn = redis.hmget(f"t:{r['post_id']}", ["up", "dn"])  # type: ignore[misc]
+            if (int(up or 0), int(dn or 0)) != (r["upvotes"], r["downvotes"]):
+                return False
+        sizes = [int(redis.zcard(f"rank:{c}:hot")) for c in world["ids"]]  # type: ignore[arg-type]
+        return all(size >= 1 for size in sizes)
+    finally:
+        redis.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--communities", type=int, default=10)
+    parser.add_argument("--posts", type=int, default=100)
+    parser.add_argument("--votes", type=int, default=4000)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args()
+    settings = get_settings()
+    ensure_baseline_db()
+    app = start_bench_app(PORT)
+    base = f"http://127.0.0.1:{PORT}"
+    try:
+        world = seed(base, settings, args.communities, args.posts, args.votes)
+        wait(lambda: settled(base, world, settings))
+        reader_id = _user_id(settings, world["token"])
+        asyncio.run(build_baseline(settings, world, reader_id))
+        for name in world["names"]:
+            httpx.post(f"{base}/api/v1/communities/{name}/join", headers=world["headers"])
+        _check_same_order(base, world)
+        ring = ShardRing(settings.shard_dbs)
+        shards = {ring.shard_for(c) for c in world["ids"]}
+        scenarios = {
+            "community hot page (platform)": [
+                f"/api/v1/communities/{n}/posts?sort=hot" for n in world["names"]
+            ],
+            "community hot page (baseline)": [
+                f"/bench/lemmy/communities/{c}/hot" for c in world["ids"]
+            ],
+            "home feed, hot (platform)": ["/api/v1/feed?sort=hot"],
+            "home feed, hot (baseline)": ["/bench/lemmy/feed"],
+        }
+        results = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            for label, paths in scenarios.items():
+                script = Path(tmp) / "get.lua"
+                script.write_text(lua_rotating_get(paths, world["token"]))
+                results[label] = run_wrk(base, str(script), args.seconds, args.connections)
+        print(
+            f"feed reads: {args.communities} communities x {args.posts} posts over "
+            f"{len(shards)} shards, {args.seconds}s each, {args.connections} connections"
+        )
+        for label, r in results.items():
+            print(
+                f"  {label:32s} {r.requests_per_second:8.0f} req/s  p50 {r.p50_ms:6.1f} ms"
+                f"  p99 {r.p99_ms:6.1f} ms  non-2xx {r.non_2xx}"
+            )
+        page = (
+            results["community hot page (platform)"].requests_per_second
+            / results["community hot page (baseline)"].requests_per_second
+        )
+        feed = (
+            results["home feed, hot (platform)"].requests_per_second
+            / results["home feed, hot (baseline)"].requests_per_second
+        )
+        print(f"  ratio platform/baseline: community page {page:.2f}x, home feed {feed:.2f}x")
+        print(
+            json.dumps(
+                {
+                    k: {
+                        "rps": round(v.requests_per_second),
+                        "p50_ms": v.p50_ms,
+                        "p99_ms": v.p99_ms,
+                        "non_2xx": v.non_2xx,
+                    }
+                    for k, v in results.items()
+                }
+            )
+        )
+    finally:
+        app.terminate()
+        app.wait(30)
+
+
+def _user_id(settings: Settings, token: str) -> str:
+    from api.security import TokenService
+
+    service = TokenService(settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience, 60)
+    return service.verify(token).user_id
+
+
+def _check_same_order(base: str, world: dict) -> None:
+    """Both designs must list the same posts in the same order, or the race is unfair."""
+    ours = httpx.get(
+        f"{base}/api/v1/communities/{world['names'][0]}/posts?sort=hot", headers=world["headers"]
+    ).json()["items"]
+    theirs = httpx.get(
+        f"{base}/bench/lemmy/communities/{world['ids'][0]}/hot", headers=world["headers"]
+    ).json()["items"]
+    if [p["post_id"] for p in ours] != [p["post_id"] for p in theirs]:
+        raise RuntimeError("platform and baseline disagree on the hot order")
+
+
+if __name__ == "__main__":
+    main()

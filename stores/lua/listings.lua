@@ -1,0 +1,117 @@
+#!lua name=agora_listings
+-- Listing reads as Redis functions: one round trip builds a page's JSON.
+-- Keys: rank:{community}:{sort} sorted sets, pv:{post} listing view JSON,
+-- t:{post} hash (up, dn, cc), uv:{post} hash (user -> direction), pins:{community}.
+
+local function item(id, user)
+  local counts = redis.call('HMGET', 't:' .. id, 'up', 'dn', 'cc')
+  local raw = redis.call('GET', 'pv:' .. id)
+  local view
+  if raw then
+    view = cjson.decode(raw)
+  else
+    view = {post_id = id, missing = true}  -- not cached: the caller reads the shard
+  end
+  local up = tonumber(counts[1]) or 0
+  local down = tonumber(counts[2]) or 0
+  view.upvotes = up
+  view.downvotes = down
+  view.score = up - down
+  view.comment_count = tonumber(counts[3]) or 0
+  if user ~= '' then
+    view.my_vote = tonumber(redis.call('HGET', 'uv:' .. id, user)) or 0
+  end
+  return view, raw == false
+end
+
+local function encode(items)
+  if #items == 0 then return '[]' end
+  return cjson.encode(items)
+end
+
+-- Entries after a keyset cursor (rank, id): right after the item if it still holds
+-- that rank, else strictly below the rank.
+local function entries_after(key, count, rank, id)
+  if count <= 0 then return {} end
+  if not rank then
+    return redis.call('ZRANGE', key, 0, count - 1, 'REV', 'WITHSCORES')
+  end
+  local held = redis.call('ZSCORE', key, id)
+  if held and tonumber(held) == tonumber(rank) then
+    local at = redis.call('ZREVRANK', key, id)
+    return redis.call('ZRANGE', key, at + 1, at + count, 'REV', 'WITHSCORES')
+  end
+  return redis.call('ZRANGE', key, '(' .. rank, '-inf', 'BYSCORE', 'REV',
+    'LIMIT', 0, count, 'WITHSCORES')
+end
+
+-- Page over entries: returns {items json, last rank, last id, missing count}.
+local function page_of(entries, limit, user, items, skip)
+  local last_rank, last_id, missing = '', '', 0
+  for i = 1, #entries, 2 do
+    if #items >= limit then break end
+    local id = entries[i]
+    if not skip[id] then
+      local view, absent = item(id, user)
+      if absent then missing = missing + 1 end
+      items[#items + 1] = view
+      last_rank, last_id = entries[i + 1], id
+    end
+  end
+  return last_rank, last_id, missing
+end
+
+-- KEYS: set [, pins]; ARGV: limit, user [, cursor rank, cursor id]
+-- Returns {items json, last rank, last id, missing count, set size, item count}.
+local function rank_page(keys, args)
+  local limit = tonumber(args[1])
+  local user = args[2]
+  local items, skip, missing = {}, {}, 0
+  local pinned = 0
+  if keys[2] and not args[3] then
+    local raw = redis.call('GET', keys[2])
+    if raw then
+      for _, id in ipairs(cjson.decode(raw)) do
+        local view, absent = item(id, user)
+        view.pinned = true
+        if absent then missing = missing + 1 end
+        items[#items + 1] = view
+        skip[id] = true
+        pinned = pinned + 1
+      end
+    end
+  end
+  local entries = entries_after(keys[1], limit - #items + pinned, args[3], args[4])
+  local last_rank, last_id, more = page_of(entries, limit, user, items, skip)
+  return {encode(items), last_rank, last_id, missing + more, redis.call('ZCARD', keys[1]),
+    #items}
+end
+
+-- KEYS: snapshot, then the community sets (first page only).
+-- ARGV: limit, user, snapshot size, ttl seconds [, cursor rank, cursor id]
+-- The first page freezes the union of the sets (a k-way merge by rank) into the
+-- snapshot; later pages read the frozen order. Returns like rank_page; set size -1
+-- when the snapshot has expired.
+local function feed_page(keys, args)
+  local limit = tonumber(args[1])
+  local user = args[2]
+  local snapshot = keys[1]
+  if not args[5] then
+    if #keys > 1 then
+      redis.call('ZUNIONSTORE', snapshot, #keys - 1, unpack(keys, 2))
+      redis.call('ZREMRANGEBYRANK', snapshot, 0, -tonumber(args[3]) - 1)
+    end
+    redis.call('ZADD', snapshot, '-inf', '')  -- marks an empty snapshot as existing
+    redis.call('EXPIRE', snapshot, tonumber(args[4]))
+  elseif redis.call('EXISTS', snapshot) == 0 then
+    return {'[]', '', '', 0, -1, 0}
+  end
+  local entries = entries_after(snapshot, limit + 1, args[5], args[6])
+  local items = {}
+  local last_rank, last_id, missing = page_of(entries, limit, user, items, {[''] = true})
+  return {encode(items), last_rank, last_id, missing, redis.call('ZCARD', snapshot) - 1,
+    #items}
+end
+
+redis.register_function('rank_page', rank_page)
+redis.register_function('feed_page', feed_page)
