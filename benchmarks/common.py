@@ -149,13 +149,15 @@ def ensure_baseline_db() -> None:
     )
 
 
-def lua_rotating_get(paths: list[str], token: str) -> str:
-    listed = ",".join(f'"{p}"' for p in paths)
+def lua_rotating_get(requests: list[tuple[str, str]]) -> str:
+    """A wrk script cycling through (path, bearer token) pairs."""
+    listed = ",".join(f'{{"{path}", "{token}"}}' for path, token in requests)
     return f"""
-local paths = {{{listed}}}
-local i = 0
+local requests = {{{listed}}}
+local i = math.random(#requests)
 request = function()
-  i = i + 1
-  return wrk.format("GET", paths[(i % #paths) + 1], {{["Authorization"] = "Bearer {token}"}})
+  i = i % #requests + 1
+  local r = requests[i]
+  return wrk.format("GET", r[1], {{["Authorization"] = "Bearer " .. r[2]}})
 end
 """

@@ -38,6 +38,8 @@ from stores.ring import ShardRing
 from stores.settings import Settings, get_settings
 
 PORT = 8100
+READERS = 40
+READERS = 40
 
 
 def seed(base: str, settings: Settings, communities: int, posts: int, votes: int) -> dict:
@@ -80,13 +82,35 @@ def seed(base: str, settings: Settings, communities: int, posts: int, votes: int
 
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(cast, plan))
+    readers = [register_reader(http, settings) for _ in range(READERS)]
+    follows = {}
+    for reader_token, reader_id in readers:
+        chosen = rng.sample(range(communities), max(1, communities // 2))
+        for c in chosen:
+            http.post(
+                f"/communities/{names[c]}/join",
+                headers={"Authorization": f"Bearer {reader_token}"},
+            ).raise_for_status()
+        follows[reader_id] = [ids[c] for c in chosen]
     return {
         "headers": headers,
-        "token": token["access_token"],
         "names": names,
         "ids": ids,
         "posts": post_ids,
+        "readers": readers,
+        "follows": follows,
     }
+
+
+def register_reader(http: httpx.Client, settings: Settings) -> tuple[str, str]:
+    name = f"rd{new_id()[-10:].lower()}"
+    http.post(
+        "/auth/register",
+        json={"username": name, "email": f"{name}@example.com", "password": "bench-password"},
+    ).raise_for_status()
+    login = http.post("/auth/login", json={"login": name, "password": "bench-password"})
+    token = login.json()["access_token"]
+    return token, _user_id(settings, token)
 
 
 def wait(check: Callable[[], bool], timeout: float = 120.0) -> None:
@@ -114,7 +138,7 @@ async def shard_rows(settings: Settings, post_ids: list[str]) -> list[dict]:
     return rows
 
 
-async def build_baseline(settings: Settings, world: dict, reader_id: str) -> None:
+async def build_baseline(settings: Settings, world: dict) -> None:
     rows = await shard_rows(settings, world["posts"])
     conn = await asyncpg.connect(settings.dsn(BASELINE_DB))
     try:
@@ -122,7 +146,7 @@ async def build_baseline(settings: Settings, world: dict, reader_id: str) -> Non
         await copy_posts(conn, rows)
         await conn.executemany(
             "INSERT INTO community_follower VALUES ($1, $2)",
-            [(c, reader_id) for c in world["ids"]],
+            [(c, reader) for reader, cs in world["follows"].items() for c in cs],
         )
         redis = sync_client(settings.redis_url)
         likes = []
@@ -169,32 +193,34 @@ def main() -> None:
     try:
         world = seed(base, settings, args.communities, args.posts, args.votes)
         wait(lambda: settled(base, world, settings))
-        reader_id = _user_id(settings, world["token"])
-        asyncio.run(build_baseline(settings, world, reader_id))
-        for name in world["names"]:
-            httpx.post(f"{base}/api/v1/communities/{name}/join", headers=world["headers"])
+        asyncio.run(build_baseline(settings, world))
         _check_same_order(base, world)
         ring = ShardRing(settings.shard_dbs)
         shards = {ring.shard_for(c) for c in world["ids"]}
+        tokens = [t for t, _id in world["readers"]]
         scenarios = {
             "community hot page (platform)": [
-                f"/api/v1/communities/{n}/posts?sort=hot" for n in world["names"]
+                (f"/api/v1/communities/{n}/posts?sort=hot", t)
+                for n in world["names"]
+                for t in tokens
             ],
             "community hot page (baseline)": [
-                f"/bench/lemmy/communities/{c}/hot" for c in world["ids"]
+                (f"/bench/lemmy/communities/{c}/hot", t) for c in world["ids"] for t in tokens
             ],
-            "home feed, hot (platform)": ["/api/v1/feed?sort=hot"],
-            "home feed, hot (baseline)": ["/bench/lemmy/feed"],
+            "home feed, hot (platform)": [("/api/v1/feed?sort=hot", t) for t in tokens],
+            "home feed, hot (baseline)": [("/bench/lemmy/feed", t) for t in tokens],
         }
         results = {}
         with tempfile.TemporaryDirectory() as tmp:
             for label, paths in scenarios.items():
                 script = Path(tmp) / "get.lua"
-                script.write_text(lua_rotating_get(paths, world["token"]))
+                script.write_text(lua_rotating_get(paths))
                 results[label] = run_wrk(base, str(script), args.seconds, args.connections)
         print(
             f"feed reads: {args.communities} communities x {args.posts} posts over "
-            f"{len(shards)} shards, {args.seconds}s each, {args.connections} connections"
+            f"{len(shards)} shards, {READERS} signed-in readers each following "
+            f"{max(1, args.communities // 2)} communities, {args.seconds}s per scenario, "
+            f"{args.connections} connections"
         )
         for label, r in results.items():
             print(

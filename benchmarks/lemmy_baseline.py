@@ -47,9 +47,8 @@ async def hot(request: Request, community_id: str) -> HTTPResponse:
 async def feed(request: Request) -> HTTPResponse:
     user = principal(request)
     rows = await request.app.ctx.lemmy.fetch(
-        LIST + " WHERE a.community_id IN (SELECT community_id FROM community_follower"
-        " WHERE person_id = $2) ORDER BY a.hot_rank DESC LIMIT 25",
-        None,
+        LIST.replace("$2", "$1") + " WHERE a.community_id IN (SELECT community_id"
+        " FROM community_follower WHERE person_id = $1) ORDER BY a.hot_rank DESC LIMIT 25",
         user.user_id,
     )
     return json({"items": [dict(r) for r in rows], "next_cursor": None})

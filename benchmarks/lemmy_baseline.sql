@@ -25,7 +25,7 @@ CREATE TABLE community_follower (
     community_id text NOT NULL, person_id text NOT NULL, PRIMARY KEY (person_id, community_id)
 );
 
-CREATE FUNCTION post_like_aggregates() RETURNS trigger AS $$
+CREATE OR REPLACE FUNCTION post_like_aggregates() RETURNS trigger AS $$
 DECLARE
     d_up integer := 0; d_down integer := 0; target text;
 BEGIN

@@ -96,6 +96,12 @@ class RankedListings:
         raw = await self.client.fcall("feed_page", len(keys), *keys, *args)  # type: ignore[misc]
         return _page(raw)
 
+    async def my_votes(self, user_id: str, post_ids: list[str]) -> list[int]:
+        if not post_ids:
+            return []
+        raw = await self.client.fcall("my_votes", 0, user_id, *post_ids)  # type: ignore[misc]
+        return [int(v) for v in raw]
+
 
 def _text(value: bytes | str | int) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)

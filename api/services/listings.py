@@ -10,6 +10,8 @@ posts meanwhile.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +31,19 @@ WINDOWED = ("top", "controversial")
 FEED_SNAPSHOT = 500  # posts frozen per feed snapshot
 FEED_TTL_SECONDS = 900
 COMMUNITY_CACHE_SECONDS = 10.0
+PAGE_CACHE_SECONDS = 0.25  # micro-cache of ranked pages per API process
+PAGE_CACHE_ENTRIES = 10_000
+
+
+@dataclass(frozen=True)
+class RankedPage:
+    """A community page as everyone sees it; `my_vote` is added per request."""
+
+    expires: float
+    items: list[dict[str, Any]]
+    json: bytes
+    last: tuple[str, str] | None
+    size: int
 
 
 def sort_key(sort: str, window: str | None) -> tuple[str, str | None]:
@@ -50,6 +65,9 @@ class ListingService:
         self.listings = listings
         self.shards = shards
         self._communities: dict[str, tuple[float, str, str]] = {}
+        self._pages: OrderedDict[tuple[str, tuple[str, str] | None, int], RankedPage] = (
+            OrderedDict()
+        )
 
     async def community(
         self,
@@ -63,18 +81,21 @@ class ListingService:
         sort, window = sort_key(sort, window)
         community_id = await self._visible_community(name, principal)
         after = _keyset(cursor)
-        page = await self.listings.page(
-            rank_key(community_id, sort, window),
-            after,
-            limit,
-            principal.user_id if principal else "",
-            pins_of=community_id,
+        page = await self._ranked_page(
+            rank_key(community_id, sort, window), after, limit, community_id
         )
-        items: list[dict[str, Any]] | orjson.Fragment = await self._items(page, principal)
-        count, last = page_count(page, items), page.last
+        items: list[dict[str, Any]] | orjson.Fragment
+        if principal is None:
+            items = orjson.Fragment(page.json)
+        else:
+            votes = await self.listings.my_votes(
+                principal.user_id, [i["post_id"] for i in page.items]
+            )
+            items = [{**i, "my_vote": v} for i, v in zip(page.items, votes, strict=True)]
+        count, last = len(page.items), page.last
         if count < limit and page.size >= SET_LIMIT:
             # Past the end of the bounded set: continue from the shard's rank columns.
-            listed = list(items) if isinstance(items, list) else page.items()
+            listed = list(items) if isinstance(items, list) else list(page.items)
             start = (float(last[0]), last[1]) if last else _float_keyset(after)
             rows = await self.shards.page(
                 community_id, sort, _window_start(window), start, limit - count
@@ -85,6 +106,27 @@ class ListingService:
             items, count = listed, len(listed)
         next_cursor = encode_cursor(list(last)) if count >= limit and last else None
         return {"items": items, "next_cursor": next_cursor}
+
+    async def _ranked_page(
+        self, key: str, after: tuple[str, str] | None, limit: int, community_id: str
+    ) -> RankedPage:
+        """One Redis round trip at most every PAGE_CACHE_SECONDS per page and process:
+        hot listings are read far more often than they change."""
+        cache_key = (key, after, limit)
+        now = time.monotonic()
+        cached = self._pages.get(cache_key)
+        if cached is not None and cached.expires > now:
+            return cached
+        page = await self.listings.page(key, after, limit, "", pins_of=community_id)
+        items = await self._items(page, None)
+        listed = page.items() if isinstance(items, orjson.Fragment) else items
+        body = page.items_json if isinstance(items, orjson.Fragment) else orjson.dumps(items)
+        ranked = RankedPage(now + PAGE_CACHE_SECONDS, listed, body, page.last, page.size)
+        self._pages[cache_key] = ranked
+        self._pages.move_to_end(cache_key)
+        while len(self._pages) > PAGE_CACHE_ENTRIES:
+            self._pages.popitem(last=False)
+        return ranked
 
     async def feed(
         self, principal: Principal, sort: str, window: str | None, limit: int, cursor: str | None

@@ -113,5 +113,15 @@ local function feed_page(keys, args)
     #items}
 end
 
-redis.register_function('rank_page', rank_page)
+-- ARGV: user, post ids... Returns the user's direction on each (0 when none).
+local function my_votes(keys, args)
+  local out = {}
+  for i = 2, #args do
+    out[#out + 1] = tonumber(redis.call('HGET', 'uv:' .. args[i], args[1])) or 0
+  end
+  return out
+end
+
+redis.register_function{function_name = 'my_votes', callback = my_votes, flags = {'no-writes'}}
+redis.register_function{function_name = 'rank_page', callback = rank_page, flags = {'no-writes'}}
 redis.register_function('feed_page', feed_page)

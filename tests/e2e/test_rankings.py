@@ -250,7 +250,7 @@ def test_rebuild_restores_lost_listings(client, settings):
     redis = sync_client(settings.redis_url)
     lost = list(redis.scan_iter(match=f"rank:{community_id}:*")) + [f"pv:{p}" for p in posts]
     redis.delete(*lost)
-    assert client.listing(path)["items"] == []
+    wait_for(lambda: client.listing(path)["items"] == [], timeout=5, what="the listing emptied")
     result = subprocess.run(
         [sys.executable, "-m", "dataflows", "rebuild-rankings"],
         cwd=ROOT,
@@ -260,6 +260,6 @@ def test_rebuild_restores_lost_listings(client, settings):
         check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    items = client.listing(path)["items"]
-    assert [p["post_id"] for p in items] == want
-    assert [p["score"] for p in items] == [3, 2, 1, 0]
+    wait_for(lambda: [p["post_id"] for p in client.listing(path)["items"]] == want,
+             timeout=5, what="the rebuilt listing")
+    assert [p["score"] for p in client.listing(path)["items"]] == [3, 2, 1, 0]
