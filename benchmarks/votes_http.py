@@ -66,6 +66,40 @@ def freshness_probe(
         direction = 0 if direction == 1 else 1
 
 
+def rank_probe(
+    base: str,
+    community: str,
+    posts: list[str],
+    token: str,
+    stop: threading.Event,
+    out: list[float],
+) -> None:
+    """Vote accepted -> rank position updated: the probe's vote lifts posts[1] (newer,
+    score 0) level with posts[0] (score 1), which puts it first in `top` (ties rank the
+    newer post first); withdrawing the vote puts it back second."""
+    http = httpx.Client(base_url=f"{base}/api/v1", timeout=10)
+    headers = {"Authorization": f"Bearer {token}"}
+    path = f"/communities/{community}/posts?sort=top&t=all"
+    direction = 1
+    while not stop.is_set():
+        r = http.put(
+            "/votes",
+            json={"target_id": posts[1], "target_type": "post", "direction": direction},
+            headers=headers,
+        )
+        accepted = time.perf_counter()
+        if r.status_code != 200:
+            continue
+        want = posts[1] if direction == 1 else posts[0]
+        deadline = accepted + 10
+        while time.perf_counter() < deadline and not stop.is_set():
+            if http.get(path).json()["items"][0]["post_id"] == want:
+                out.append(time.perf_counter() - accepted)
+                break
+            time.sleep(0.005)
+        direction = 0 if direction == 1 else 1
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--base", default="http://127.0.0.1:8000")
@@ -78,25 +112,41 @@ def main() -> None:
 
     seed = seed_posts(args.base, args.posts + 10)
     loaded, probed = seed.post_ids[: args.posts], seed.post_ids[args.posts :]
-    tokens = mint_tokens(settings, args.users + 1)
+    ranked = seed_posts(args.base, 2, prefix="rankprobe")
+    tokens = mint_tokens(settings, args.users + 3)
+    load_tokens, probe_token, rank_token, lift_token = tokens[:-3], *tokens[-3:]
+    httpx.put(
+        f"{args.base}/api/v1/votes",
+        headers={"Authorization": f"Bearer {lift_token}"},
+        json={"target_id": ranked.post_ids[0], "target_type": "post", "direction": 1},
+    ).raise_for_status()
+    fresh: list[float] = []
+    ranks: list[float] = []
+    stop = threading.Event()
+    probes = [
+        threading.Thread(
+            target=freshness_probe, args=(args.base, probed, probe_token, stop, fresh)
+        ),
+        threading.Thread(
+            target=rank_probe,
+            args=(args.base, ranked.community, ranked.post_ids, rank_token, stop, ranks),
+        ),
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "votes.lua"
         script.write_text(
             LUA
             % {
-                "tokens": ",".join(f'"{t}"' for t in tokens[1:]),
+                "tokens": ",".join(f'"{t}"' for t in load_tokens),
                 "targets": ",".join(f'"{p}"' for p in loaded),
             }
         )
-        stop = threading.Event()
-        fresh: list[float] = []
-        probe = threading.Thread(
-            target=freshness_probe, args=(args.base, probed, tokens[0], stop, fresh)
-        )
-        probe.start()
+        for probe in probes:
+            probe.start()
         result = run_wrk(args.base, str(script), args.seconds, args.connections)
         stop.set()
-        probe.join()
+        for probe in probes:
+            probe.join()
 
     print(
         f"votes via HTTP, {args.seconds}s, {args.connections} connections, "
@@ -107,7 +157,8 @@ def main() -> None:
         f"({result.requests} requests, {result.non_2xx} non-2xx)"
     )
     print(f"  API latency      : p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms")
-    print(f"  freshness        : {summary(fresh)}")
+    print(f"  freshness (tally): {summary(fresh)}")
+    print(f"  freshness (rank) : {summary(ranks)}")
     print(
         json.dumps(
             {
@@ -118,6 +169,9 @@ def main() -> None:
                 "freshness_p50_ms": round(percentile(fresh, 50) * 1000, 1),
                 "freshness_p99_ms": round(percentile(fresh, 99) * 1000, 1),
                 "freshness_samples": len(fresh),
+                "rank_freshness_p50_ms": round(percentile(ranks, 50) * 1000, 1),
+                "rank_freshness_p99_ms": round(percentile(ranks, 99) * 1000, 1),
+                "rank_freshness_samples": len(ranks),
             }
         )
     )

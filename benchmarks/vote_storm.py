@@ -1,0 +1,171 @@
+"""Hot-post vote storm: thousands of users voting on one post, the platform's pipeline
+against a Lemmy-style design, behind the same HTTP stack, same run.
+
+    python -m benchmarks.vote_storm [--users 2000] [--rounds 5] [--connections 64]
+
+Needs the local stack and the dataflows running (`bash deploy/up.sh`) and wrk.
+Every user votes once per round, rounds run one after another, and the direction of
+user u in round r is fixed, so both designs see the same per-user sequence and must
+end with identical tallies (half up, half down). The platform's rate is counted both
+at the API and end to end (until the votes dataflow's tally is final); the
+baseline's transaction is final when it answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+
+import aiohttp
+import asyncpg
+import httpx
+
+from benchmarks.common import ensure_baseline_db, mint_tokens, seed_posts, start_bench_app
+from benchmarks.feed_reads import shard_rows
+from benchmarks.lemmy_baseline import BASELINE_DB, copy_posts, load_schema
+from stores.settings import get_settings
+
+PORT = 8100
+EVEN = (1, -1, 0, -1, 1)  # directions by round for even users: they end up
+ODD = (-1, 1, 1, 0, -1)  # ... and odd users end down
+
+
+async def run_round(
+    session: aiohttp.ClientSession,
+    url: str,
+    post_id: str,
+    plan: list[tuple[str, int]],
+    connections: int,
+) -> None:
+    """Send every (token, direction) once, `connections` requests in flight."""
+    queue = iter(plan)
+    errors = 0
+
+    async def worker() -> None:
+        nonlocal errors
+        for token, direction in queue:
+            async with session.put(
+                url,
+                json={"target_id": post_id, "target_type": "post", "direction": direction},
+                headers={"Authorization": f"Bearer {token}"},
+            ) as response:
+                await response.read()
+                errors += response.status != 200
+
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    if errors:
+        raise RuntimeError(f"{errors} votes were refused")
+
+
+def storm(
+    base: str, path: str, post_id: str, tokens: list[str], rounds: int, connections: int
+) -> float:
+    """Seconds to run every round; each user's votes keep their order across rounds."""
+
+    async def run() -> float:
+        connector = aiohttp.TCPConnector(limit=connections)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            started = time.perf_counter()
+            for r in range(rounds):
+                plan = [(t, direction(u, r)) for u, t in enumerate(tokens)]
+                await run_round(session, base + path, post_id, plan, connections)
+            return time.perf_counter() - started
+
+    return asyncio.run(run())
+
+
+def direction(user: int, round_: int) -> int:
+    return (EVEN if user % 2 == 0 else ODD)[round_ % len(EVEN)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args()
+    settings = get_settings()
+    ensure_baseline_db()
+    app = start_bench_app(PORT)
+    base = f"http://127.0.0.1:{PORT}"
+    try:
+        seed = seed_posts(base, 1, prefix="storm")
+        post_id = seed.post_ids[0]
+
+        async def baseline_setup() -> None:
+            conn = await asyncpg.connect(settings.dsn(BASELINE_DB))
+            try:
+                await load_schema(conn)
+                await copy_posts(conn, await shard_rows(settings, [post_id]))
+            finally:
+                await conn.close()
+
+        asyncio.run(baseline_setup())
+        tokens = mint_tokens(settings, args.users)
+        votes = args.users * args.rounds
+
+        ours_api = storm(base, "/api/v1/votes", post_id, tokens, args.rounds, args.connections)
+        finals = [direction(u, args.rounds - 1) for u in range(args.users)]
+        final_up, final_down = finals.count(1), finals.count(-1)
+        deadline = time.monotonic() + 120
+        started = time.monotonic()
+        while True:
+            post = httpx.get(f"{base}/api/v1/posts/{post_id}").json()
+            if (post["upvotes"], post["downvotes"]) == (final_up, final_down):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"platform tally stuck at {post}")
+            time.sleep(0.02)
+        ours_e2e = ours_api + (time.monotonic() - started)
+
+        theirs = storm(base, "/bench/lemmy/votes", post_id, tokens, args.rounds, args.connections)
+
+        async def baseline_tally() -> tuple[int, int, int]:
+            conn = await asyncpg.connect(settings.dsn(BASELINE_DB))
+            try:
+                row = await conn.fetchrow(
+                    "SELECT upvotes, downvotes FROM post_aggregates WHERE post_id = $1", post_id
+                )
+                karma = await conn.fetchval("SELECT sum(post_score) FROM person_aggregates")
+                return row["upvotes"], row["downvotes"], int(karma)
+            finally:
+                await conn.close()
+
+        b_up, b_down, b_karma = asyncio.run(baseline_tally())
+        identical = (b_up, b_down) == (final_up, final_down)
+        print(
+            f"vote storm: {args.users} users x {args.rounds} rounds = {votes} votes on one "
+            f"post, {args.connections} connections"
+        )
+        print(f"  platform, accepted at the API : {votes / ours_api:8.0f} votes/s")
+        print(f"  platform, tally final (e2e)   : {votes / ours_e2e:8.0f} votes/s")
+        print(f"  baseline (upsert + triggers)  : {votes / theirs:8.0f} votes/s")
+        print(
+            f"  ratio platform/baseline       : {theirs / ours_api:.2f}x at the API, "
+            f"{theirs / ours_e2e:.2f}x end to end"
+        )
+        print(
+            f"  final tallies: platform {final_up}/{final_down} (dataflow, read via API), "
+            f"baseline {b_up}/{b_down} (karma {b_karma}) -> "
+            f"{'identical' if identical else 'DIFFERENT'}"
+        )
+        print(
+            json.dumps(
+                {
+                    "votes": votes,
+                    "platform_api_vps": round(votes / ours_api),
+                    "platform_e2e_vps": round(votes / ours_e2e),
+                    "baseline_vps": round(votes / theirs),
+                    "identical": identical,
+                }
+            )
+        )
+    finally:
+        app.terminate()
+        app.wait(30)
+
+
+if __name__ == "__main__":
+    main()
