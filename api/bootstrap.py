@@ -56,8 +56,7 @@ async def bootstrap(settings: Settings) -> Platform:
     identity = IdentityStore(identity_pool)
     live = LiveVotes(redis)
     posts = PostStore(shards)
-    listings = RankedListings(redis)
-    await listings.load()
+    listings = RankedListings(redis)  # its Redis functions load on first use
     return Platform(
         settings=settings,
         identity_pool=identity_pool,

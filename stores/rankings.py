@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from stores.redis_store import LUA
 
@@ -65,6 +66,15 @@ class RankedListings:
         """Install (or upgrade) the function library; idempotent."""
         await self.client.function_load((LUA / "listings.lua").read_text(), replace=True)  # type: ignore[misc]
 
+    async def _call(self, function: str, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return await self.client.fcall(function, len(keys), *keys, *args)  # type: ignore[misc]
+        except ResponseError as exc:  # a Redis that lost its functions (or never had them)
+            if "function not found" not in str(exc).lower():
+                raise
+            await self.load()
+            return await self.client.fcall(function, len(keys), *keys, *args)  # type: ignore[misc]
+
     async def page(
         self,
         key: str,
@@ -77,7 +87,7 @@ class RankedListings:
         id) the first page leads with that community's pinned posts."""
         keys = [key] if pins_of is None or after else [key, pins_key(pins_of)]
         args: list[Any] = [limit, user_id, *(after or ())]
-        raw = await self.client.fcall("rank_page", len(keys), *keys, *args)  # type: ignore[misc]
+        raw = await self._call("rank_page", keys, args)
         return _page(raw)
 
     async def feed_page(
@@ -93,13 +103,13 @@ class RankedListings:
         """The first call (no cursor) freezes the union of `set_keys` into `snapshot`."""
         keys = [snapshot_key(snapshot), *([] if after else set_keys)]
         args: list[Any] = [limit, user_id, size, ttl, *(after or ())]
-        raw = await self.client.fcall("feed_page", len(keys), *keys, *args)  # type: ignore[misc]
+        raw = await self._call("feed_page", keys, args)
         return _page(raw)
 
     async def my_votes(self, user_id: str, post_ids: list[str]) -> list[int]:
         if not post_ids:
             return []
-        raw = await self.client.fcall("my_votes", 0, user_id, *post_ids)  # type: ignore[misc]
+        raw = await self._call("my_votes", [], [user_id, *post_ids])
         return [int(v) for v in raw]
 
 

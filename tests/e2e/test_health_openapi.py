@@ -31,3 +31,32 @@ def test_openapi_describes_exactly_the_routes(platform):
             if method not in ("HEAD", "OPTIONS"):
                 served.add((method, path))
     assert documented == served
+
+
+def test_readyz_names_the_failing_dependency(platform):
+    from tests.processes import Process, free_port, wait_for
+
+    port = free_port()
+    api = Process(
+        f"api-noredis-{port}",
+        ["-m", "api", "--port", str(port), "--workers", "1"],
+        platform.log_dir,
+        env={"REDIS_URL": "redis://127.0.0.1:1/0"},
+    ).start()
+    try:
+
+        def answer() -> httpx.Response | None:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+            except httpx.HTTPError:
+                return None
+
+        r = wait_for(answer, timeout=60, what="the API to answer /readyz")
+        assert r.status_code == 503
+        body = r.json()["error"]
+        assert body["code"] == "not_ready" and set(body["details"]) == {"redis"}
+        # reads that need Redis answer 503, not 500
+        listing = httpx.get(f"http://127.0.0.1:{port}/api/v1/communities/demo/posts")
+        assert listing.status_code in (404, 503)
+    finally:
+        api.stop()

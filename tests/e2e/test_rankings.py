@@ -260,6 +260,9 @@ def test_rebuild_restores_lost_listings(client, settings):
         check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    wait_for(lambda: [p["post_id"] for p in client.listing(path)["items"]] == want,
-             timeout=5, what="the rebuilt listing")
+    wait_for(
+        lambda: [p["post_id"] for p in client.listing(path)["items"]] == want,
+        timeout=5,
+        what="the rebuilt listing",
+    )
     assert [p["score"] for p in client.listing(path)["items"]] == [3, 2, 1, 0]
