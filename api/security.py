@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -51,6 +53,8 @@ class Principal:
 
 
 class TokenService:
+    CACHE_ENTRIES = 50_000
+
     def __init__(self, secret: str, issuer: str, audience: str, ttl_seconds: int) -> None:
         if len(secret) < 32:
             raise ValueError("JWT secret must be at least 32 characters")
@@ -58,6 +62,9 @@ class TokenService:
         self.issuer = issuer
         self.audience = audience
         self.ttl_seconds = ttl_seconds
+        # token -> (expiry, principal): a signature checked once need not be checked
+        # again on every request of the same client until the token expires.
+        self._verified: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
 
     def issue(self, principal: Principal, now: datetime | None = None) -> str:
         now = now or datetime.now(UTC)
@@ -72,6 +79,16 @@ class TokenService:
         return jwt.encode(claims, self._secret, algorithm=ALGORITHMS[0])
 
     def verify(self, token: str) -> Principal:
+        cached = self._verified.get(token)
+        if cached is not None and cached[0] > time.time():
+            return cached[1]
+        principal, expires = self._decode(token)
+        self._verified[token] = (expires, principal)
+        if len(self._verified) > self.CACHE_ENTRIES:
+            self._verified.popitem(last=False)
+        return principal
+
+    def _decode(self, token: str) -> tuple[Principal, float]:
         try:
             claims = jwt.decode(
                 token,
@@ -88,4 +105,4 @@ class TokenService:
         name = claims.get("name")
         if not isinstance(claims["sub"], str) or not isinstance(name, str):
             raise Unauthorized("token invalid", {"token": "invalid"})
-        return Principal(claims["sub"], name)
+        return Principal(claims["sub"], name), float(claims["exp"])
