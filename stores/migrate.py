@@ -13,6 +13,7 @@ from pathlib import Path
 
 import asyncpg
 
+from stores.placement import shard_names
 from stores.settings import Settings, get_settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -55,13 +56,15 @@ async def migrate_database(dsn: str, kind: str) -> list[int]:
 
 
 async def migrate_all(settings: Settings, shard_dbs: tuple[str, ...] | None = None) -> None:
-    targets = [(settings.identity_db, "identity")]
-    targets += [(db, "shard") for db in (shard_dbs or settings.shard_dbs)]
-    for database, kind in targets:
-        applied = await migrate_database(settings.dsn(database), kind)
-        print(
-            f"migrate {database} ({kind}): {'applied ' + str(applied) if applied else 'up to date'}"
-        )
+    """The identity database, then every shard in the placement (not only PG_SHARD_DBS)."""
+    await _migrate_and_report(settings, settings.identity_db, "identity")
+    for database in shard_dbs or await shard_names(settings):
+        await _migrate_and_report(settings, database, "shard")
+
+
+async def _migrate_and_report(settings: Settings, database: str, kind: str) -> None:
+    applied = await migrate_database(settings.dsn(database), kind)
+    print(f"migrate {database} ({kind}): {'applied ' + str(applied) if applied else 'up to date'}")
 
 
 def main() -> None:
