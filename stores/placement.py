@@ -45,6 +45,7 @@ POLL_SECONDS = 0.5  # fallback when a NOTIFY is missed: the staleness bound of a
 HEARTBEAT_SECONDS = 2.0  # an unchanged version is re-reported this often
 WRITER_LEASE_SECONDS = 5.0  # a writer never routes with a view unconfirmed for longer
 OBSERVER_EXPIRY_SECONDS = 15.0  # observers silent for longer no longer hold a move back
+MISSING = "the shard placement tables are missing: run `python -m stores.migrate`"
 
 
 @dataclass(frozen=True)
@@ -162,23 +163,31 @@ def next_hi(mover_ids: list[str], lo: str, batch_size: int) -> str | None:
 
 async def seed_shards(conn: asyncpg.Connection, names: Iterable[str]) -> None:
     """First use: the configured shard list (PG_SHARD_DBS) becomes the ring."""
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(7432)")
-        if await conn.fetchval("SELECT count(*) FROM shards") == 0:
-            await conn.executemany(
-                "INSERT INTO shards (name, state) VALUES ($1, 'active') ON CONFLICT DO NOTHING",
-                [(n,) for n in names],
-            )
+    try:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(7432)")
+            if await conn.fetchval("SELECT count(*) FROM shards") == 0:
+                await conn.executemany(
+                    "INSERT INTO shards (name, state) VALUES ($1, 'active') ON CONFLICT DO NOTHING",
+                    [(n,) for n in names],
+                )
+    except asyncpg.UndefinedTableError:
+        raise RuntimeError(MISSING) from None
 
 
 async def load_view(conn: asyncpg.Connection, vnodes: int = 40) -> PlacementView:
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
-        row = await conn.fetchrow(
-            "SELECT version, operation, old_ring, new_ring, phase, lo, hi FROM shard_placement"
-        )
-        active = await conn.fetch("SELECT name FROM shards WHERE state = 'active' ORDER BY name")
+    try:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            row = await conn.fetchrow(
+                "SELECT version, operation, old_ring, new_ring, phase, lo, hi FROM shard_placement"
+            )
+            active = await conn.fetch(
+                "SELECT name FROM shards WHERE state = 'active' ORDER BY name"
+            )
+    except asyncpg.UndefinedTableError:
+        row = None
     if row is None:
-        raise RuntimeError("shard_placement is empty: run `python -m stores.migrate`")
+        raise RuntimeError(MISSING)
     move = None
     if row["operation"] is not None:
         move = Move(

@@ -31,13 +31,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -349,6 +350,15 @@ class Rebalancer:
     options: Options = field(default_factory=Options)
     conns: dict[str, asyncpg.Connection] = field(default_factory=dict)
     bar: Any = None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per step kind
+
+    @contextlib.contextmanager
+    def timed(self, step: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.timings[step] = self.timings.get(step, 0.0) + time.monotonic() - started
 
     async def shard(self, name: str) -> asyncpg.Connection:
         if name not in self.conns:
@@ -465,25 +475,31 @@ class Rebalancer:
             disable=not self.options.progress,
         )
         try:
-            await self.wait_for_observers(view.version)
+            with self.timed("wait"):
+                await self.wait_for_observers(view.version)
             while True:
                 move = (await self.view()).move
                 assert move is not None
                 if move.phase == "pinned":
                     hi = next_hi(mover_ids, move.lo, self.options.batch_size)
-                    await self.wait_for_observers(
-                        await set_phase(self.identity, "moving", move.lo, hi)
-                    )
+                    version = await set_phase(self.identity, "moving", move.lo, hi)
+                    with self.timed("wait"):
+                        await self.wait_for_observers(version)
                     continue
                 batch = await self.range_movers(move, tables, old, new)
                 if move.phase == "moving":
-                    copied = await self.copy(batch, tables)
-                    await self.verify(batch, tables)
+                    with self.timed("copy"):
+                        copied = await self.copy(batch, tables)
+                    with self.timed("verify"):
+                        await self.verify(batch, tables)
                     version = await set_phase(self.identity, "flipped", move.lo, move.hi, 0, copied)
-                    await self.wait_for_observers(version)
-                    await asyncio.sleep(self.options.read_grace)  # reads already in flight
+                    with self.timed("wait"):
+                        await self.wait_for_observers(version)
+                    with self.timed("grace"):
+                        await asyncio.sleep(self.options.read_grace)  # reads already in flight
                     continue
-                await self.delete_old(batch, tables)
+                with self.timed("delete"):
+                    await self.delete_old(batch, tables)
                 self.bar.total = max(self.bar.total, self.bar.n + len(batch))
                 self.bar.update(len(batch))
                 if move.hi is None:
@@ -492,9 +508,11 @@ class Rebalancer:
                 if self.options.pause:
                     await asyncio.sleep(self.options.pause)
             summary = await finish_move(self.identity, len(batch))
-            await self.wait_for_observers((await self.view()).version)
+            with self.timed("wait"):
+                await self.wait_for_observers((await self.view()).version)
             self.bar.set_postfix_str("sweeping")
-            await self.sweep()
+            with self.timed("sweep"):
+                await self.sweep()
             return summary
         finally:
             self.bar.close()
@@ -640,6 +658,8 @@ async def change_ring(settings: Settings, command: str, name: str, options: Opti
             f" ({summary['moved_communities'] / seconds:.1f} communities/s,"
             f" {summary['moved_rows'] / seconds:.0f} rows/s); ring: {ring}"
         )
+        steps = ", ".join(f"{k} {v:.2f}s" for k, v in rebalancer.timings.items())
+        print(f"time by step (this run): {steps}")
         return 0
     finally:
         await rebalancer.close()
