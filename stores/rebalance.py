@@ -48,6 +48,7 @@ from tqdm import tqdm
 from stores.migrate import migrate_database
 from stores.placement import (
     CHANNEL,
+    OBSERVER_EXPIRY_SECONDS,
     Move,
     Mover,
     PlacementView,
@@ -351,6 +352,7 @@ class Rebalancer:
     conns: dict[str, asyncpg.Connection] = field(default_factory=dict)
     bar: Any = None
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step kind
+    skipped: list[str] = field(default_factory=list)  # shard tables without a community
 
     @contextlib.contextmanager
     def timed(self, step: str) -> Iterator[None]:
@@ -376,7 +378,7 @@ class Rebalancer:
         """The shard tables, identical on every shard involved (else: migrate first)."""
         found: dict[str, list[ShardTable]] = {}
         for name in shards:
-            found[name], _skipped = await discover_tables(await self.shard(name))
+            found[name], self.skipped = await discover_tables(await self.shard(name))
         first, *rest = found.items()
         for name, tables in rest:
             if tables != first[1]:
@@ -465,6 +467,11 @@ class Rebalancer:
         new = ShardRing(first.new_ring, self.settings.ring_vnodes)
         tables = await self.tables(dict.fromkeys([*first.old_ring, *first.new_ring]))
         mover_ids = [m.community_id for m in movers(await community_ids(self.identity), old, new)]
+        print(
+            f"moving tables {', '.join(t.name for t in tables)}"
+            f" (left alone: {', '.join(self.skipped) or 'none'});"
+            f" {len(mover_ids)} of the known communities change shard"
+        )
         done = bisect.bisect_left(mover_ids, first.lo)
         self.bar = tqdm(
             total=len(mover_ids),
@@ -700,7 +707,8 @@ async def status(settings: Settings, verify: bool) -> int:
             )
         observers = await identity.fetch(
             "SELECT role, version, count(*) AS n FROM placement_observers"
-            " WHERE seen_at > now() - interval '15 seconds' GROUP BY 1, 2 ORDER BY 1, 2"
+            " WHERE seen_at > now() - make_interval(secs => $1) GROUP BY 1, 2 ORDER BY 1, 2",
+            OBSERVER_EXPIRY_SECONDS,
         )
         print(
             "processes: "
