@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
@@ -247,6 +247,98 @@ def new_observer_id(role: str) -> str:
     return f"{role}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+# --- changing the placement (the rebalance command) ----------------------------------
+
+
+async def _bump(conn: asyncpg.Connection, sets: str, *args: Any) -> int:
+    """Change the placement row and its version in one transaction, then NOTIFY."""
+    async with conn.transaction():
+        version: int = await conn.fetchval(
+            f"UPDATE shard_placement SET version = version + 1, updated_at = now(), {sets}"
+            " RETURNING version",
+            *args,
+        )
+        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(version))
+    return version
+
+
+async def begin_move(
+    conn: asyncpg.Connection,
+    operation: str,
+    old_ring: Sequence[str],
+    new_ring: Sequence[str],
+    shard: str,
+    shard_state: str,
+) -> int:
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO shards (name, state) VALUES ($1, $2) ON CONFLICT (name)"
+            " DO UPDATE SET state = EXCLUDED.state, updated_at = now()",
+            shard,
+            shard_state,
+        )
+        return await _bump(
+            conn,
+            "operation = $1, old_ring = $2, new_ring = $3, phase = 'pinned', lo = '', hi = NULL,"
+            " moved_communities = 0, moved_rows = 0, started_at = now()",
+            operation,
+            list(old_ring),
+            list(new_ring),
+        )
+
+
+async def set_phase(
+    conn: asyncpg.Connection,
+    phase: str,
+    lo: str,
+    hi: str | None,
+    communities: int = 0,
+    rows: int = 0,
+) -> int:
+    return await _bump(
+        conn,
+        "phase = $1, lo = $2, hi = $3, moved_communities = moved_communities + $4,"
+        " moved_rows = moved_rows + $5",
+        phase,
+        lo,
+        hi,
+        communities,
+        rows,
+    )
+
+
+async def finish_move(conn: asyncpg.Connection, last_communities: int) -> asyncpg.Record:
+    """The new ring becomes the ring; the move goes to the history."""
+    async with conn.transaction():
+        done = await conn.fetchrow(
+            "SELECT operation, started_at, moved_communities + $1 AS moved_communities,"
+            " moved_rows,"
+            " extract(epoch FROM now() - started_at)::float AS seconds FROM shard_placement"
+            " FOR UPDATE",
+            last_communities,
+        )
+        await conn.execute(
+            "UPDATE shards SET updated_at = now(), state = CASE state"
+            " WHEN 'joining' THEN 'active' ELSE 'retired' END"
+            " WHERE state IN ('joining', 'draining')"
+        )
+        await _bump(
+            conn,
+            "operation = NULL, old_ring = NULL, new_ring = NULL, phase = NULL, lo = '', hi = NULL",
+        )
+        await conn.execute(
+            "INSERT INTO shard_operations"
+            " (operation, started_at, communities, rows_moved, seconds)"
+            " VALUES ($1, $2, $3, $4, $5)",
+            done["operation"],
+            done["started_at"],
+            done["moved_communities"],
+            done["moved_rows"],
+            done["seconds"],
+        )
+    return done
+
+
 # --- keeping a process's view current ----------------------------------------------
 
 
@@ -293,7 +385,11 @@ class PlacementWatcher:
         return time.monotonic() - self.confirmed_at
 
     async def start(self) -> PlacementWatcher:
-        await self._connect()
+        conn = await self._connect()
+        # Processes that died without a goodbye (kill -9) leave rows behind.
+        await conn.execute(
+            "DELETE FROM placement_observers WHERE seen_at < now() - interval '1 day'"
+        )
         await self.refresh()
         self._task = asyncio.get_running_loop().create_task(self._run())
         return self

@@ -38,7 +38,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -47,279 +47,38 @@ from tqdm import tqdm
 
 from stores.migrate import migrate_database
 from stores.placement import (
-    CHANNEL,
     OBSERVER_EXPIRY_SECONDS,
     Move,
     Mover,
     PlacementView,
+    begin_move,
+    finish_move,
     in_range,
     lagging_observers,
     load_view,
     movers,
     next_hi,
     seed_shards,
+    set_phase,
 )
 from stores.ring import ShardRing
 from stores.settings import REPO_ROOT, Settings, get_settings, state_dir
+from stores.shard_tables import (
+    ShardTable,
+    UnmovableTable,
+    copy_rows,
+    count_rows,
+    discover_tables,
+    quote,
+    take_rows,
+)
 
-BOOKKEEPING = frozenset({"schema_migrations"})
-CHUNK_ROWS = 5000
 LOCK_KEY = 7433  # session advisory lock on the identity database: one rebalance at a time
 VERIFY_SECONDS = 15.0
-STAGING = "rebalance_rows"
 
 
 class OperationFailed(RuntimeError):
     """The operation cannot go on; the placement is consistent and a re-run resumes."""
-
-
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-# --- shard tables (discovered, so tables added later move too) -------------------------
-
-
-@dataclass(frozen=True)
-class ShardTable:
-    name: str
-    columns: tuple[str, ...]
-    key: tuple[str, ...]
-    community: str  # SQL expression of a row's community id
-    parents: tuple[str, ...] = ()
-
-    def _cols(self) -> str:
-        return ", ".join(quote(c) for c in self.columns)
-
-    def select_sql(self) -> str:
-        return f"SELECT {self._cols()} FROM {quote(self.name)} WHERE {self.community} = ANY($1)"
-
-    def count_sql(self) -> str:
-        return (
-            f"SELECT {self.community} AS community_id, count(*) AS n FROM {quote(self.name)}"
-            f" WHERE {self.community} = ANY($1) GROUP BY 1"
-        )
-
-    def take_sql(self) -> str:
-        t = quote(self.name)
-        return (
-            f"DELETE FROM {t} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {t}"
-            f" WHERE {self.community} = ANY($1) LIMIT {CHUNK_ROWS})) RETURNING {self._cols()}"
-        )
-
-    def communities_sql(self) -> str:
-        return f"SELECT DISTINCT {self.community} AS community_id FROM {quote(self.name)}"
-
-    def merge_sql(self, source: str) -> str:
-        """Idempotent: an existing row stays, unless the table has a `seq` and ours is newer."""
-        t, cols = quote(self.name), self._cols()
-        conflict = ", ".join(quote(k) for k in self.key)
-        head = f"INSERT INTO {t} ({cols}) SELECT {cols} FROM {source} ON CONFLICT ({conflict})"
-        updates = [c for c in self.columns if c not in self.key]
-        if "seq" not in self.columns or not updates:
-            return f"{head} DO NOTHING"
-        sets = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in updates)
-        return f"{head} DO UPDATE SET {sets} WHERE {t}.seq < EXCLUDED.seq"
-
-
-def community_expression(columns: Sequence[str]) -> str | None:
-    """How a row names its community: the column, or the suffix of a post id."""
-    if "community_id" in columns:
-        return quote("community_id")
-    if "post_id" in columns:
-        return f"split_part({quote('post_id')}, '-', 2)"
-    return None
-
-
-def parents_first(tables: Iterable[ShardTable]) -> list[ShardTable]:
-    """Foreign-key order: a referenced table is copied before the tables referencing it."""
-    pending = {t.name: t for t in tables}
-    ordered: list[ShardTable] = []
-    while pending:
-        ready = [t for t in pending.values() if not set(t.parents) & set(pending) - {t.name}]
-        if not ready:
-            raise OperationFailed(f"foreign keys form a cycle among {sorted(pending)}")
-        for t in sorted(ready, key=lambda t: t.name):
-            ordered.append(pending.pop(t.name))
-    return ordered
-
-
-async def discover_tables(conn: asyncpg.Connection) -> tuple[list[ShardTable], list[str]]:
-    """Tables to move (parents first) and the names of the ones left alone."""
-    columns = await conn.fetch(
-        "SELECT c.table_name::text AS name,"
-        " array_agg(c.column_name::text ORDER BY c.ordinal_position) AS columns"
-        " FROM information_schema.columns c JOIN information_schema.tables t"
-        " ON t.table_schema = c.table_schema AND t.table_name = c.table_name"
-        " WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE'"
-        " AND c.is_generated = 'NEVER' GROUP BY c.table_name"
-    )
-    keys = await conn.fetch(
-        "SELECT t.relname::text AS name, array_agg(a.attname::text ORDER BY k.ord) AS key"
-        " FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid"
-        " JOIN pg_namespace n ON n.oid = t.relnamespace"
-        " CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)"
-        " JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum"
-        " WHERE i.indisprimary AND n.nspname = current_schema() GROUP BY t.relname"
-    )
-    refs = await conn.fetch(
-        "SELECT c.conrelid::regclass::text AS child, c.confrelid::regclass::text AS parent"
-        " FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace"
-        " WHERE c.contype = 'f' AND n.nspname = current_schema()"
-    )
-    key_of = {r["name"]: tuple(r["key"]) for r in keys}
-    parents: dict[str, list[str]] = defaultdict(list)
-    for r in refs:
-        parents[r["child"].strip('"')].append(r["parent"].strip('"'))
-    tables, skipped = [], []
-    for r in columns:
-        name, cols = r["name"], tuple(r["columns"])
-        expression = community_expression(cols)
-        if name in BOOKKEEPING or expression is None:
-            skipped.append(name)
-            continue
-        if name not in key_of:
-            raise OperationFailed(f"shard table {name} has no primary key: rows cannot merge")
-        tables.append(ShardTable(name, cols, key_of[name], expression, tuple(parents[name])))
-    return parents_first(tables), sorted(skipped)
-
-
-async def merge_rows(dst: asyncpg.Connection, table: ShardTable, rows: list[tuple]) -> None:
-    async with dst.transaction():
-        await dst.execute(f"CREATE TEMP TABLE {STAGING} (LIKE {quote(table.name)}) ON COMMIT DROP")
-        await dst.copy_records_to_table(STAGING, records=rows, columns=list(table.columns))
-        await dst.execute(table.merge_sql(STAGING))
-
-
-async def copy_rows(
-    src: asyncpg.Connection, dst: asyncpg.Connection, table: ShardTable, communities: list[str]
-) -> int:
-    copied = 0
-    chunk: list[tuple] = []
-    async with src.transaction(isolation="repeatable_read", readonly=True):
-        async for record in src.cursor(table.select_sql(), communities, prefetch=CHUNK_ROWS):
-            chunk.append(tuple(record))
-            if len(chunk) >= CHUNK_ROWS:
-                await merge_rows(dst, table, chunk)
-                copied += len(chunk)
-                chunk = []
-    if chunk:
-        await merge_rows(dst, table, chunk)
-        copied += len(chunk)
-    return copied
-
-
-async def take_rows(
-    src: asyncpg.Connection, dst: asyncpg.Connection, table: ShardTable, communities: list[str]
-) -> int:
-    """Delete the communities' rows from `src`, merging each chunk into `dst` first."""
-    taken = 0
-    while True:
-        async with src.transaction():
-            rows = await src.fetch(table.take_sql(), communities)
-            if rows:
-                await merge_rows(dst, table, [tuple(r) for r in rows])
-        taken += len(rows)
-        if len(rows) < CHUNK_ROWS:
-            return taken
-
-
-async def count_rows(
-    conn: asyncpg.Connection, table: ShardTable, communities: list[str]
-) -> dict[str, int]:
-    return {r["community_id"]: r["n"] for r in await conn.fetch(table.count_sql(), communities)}
-
-
-# --- the identity database: placement transitions ---------------------------------------
-
-
-async def _bump(conn: asyncpg.Connection, sets: str, *args: Any) -> int:
-    """Change the placement row and its version in one transaction, then NOTIFY."""
-    async with conn.transaction():
-        version: int = await conn.fetchval(
-            f"UPDATE shard_placement SET version = version + 1, updated_at = now(), {sets}"
-            " RETURNING version",
-            *args,
-        )
-        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(version))
-    return version
-
-
-async def begin_move(
-    conn: asyncpg.Connection,
-    operation: str,
-    old_ring: Sequence[str],
-    new_ring: Sequence[str],
-    shard: str,
-    shard_state: str,
-) -> int:
-    async with conn.transaction():
-        await conn.execute(
-            "INSERT INTO shards (name, state) VALUES ($1, $2) ON CONFLICT (name)"
-            " DO UPDATE SET state = EXCLUDED.state, updated_at = now()",
-            shard,
-            shard_state,
-        )
-        return await _bump(
-            conn,
-            "operation = $1, old_ring = $2, new_ring = $3, phase = 'pinned', lo = '', hi = NULL,"
-            " moved_communities = 0, moved_rows = 0, started_at = now()",
-            operation,
-            list(old_ring),
-            list(new_ring),
-        )
-
-
-async def set_phase(
-    conn: asyncpg.Connection,
-    phase: str,
-    lo: str,
-    hi: str | None,
-    communities: int = 0,
-    rows: int = 0,
-) -> int:
-    return await _bump(
-        conn,
-        "phase = $1, lo = $2, hi = $3, moved_communities = moved_communities + $4,"
-        " moved_rows = moved_rows + $5",
-        phase,
-        lo,
-        hi,
-        communities,
-        rows,
-    )
-
-
-async def finish_move(conn: asyncpg.Connection, last_communities: int) -> asyncpg.Record:
-    """The new ring becomes the ring; the move goes to the history."""
-    async with conn.transaction():
-        done = await conn.fetchrow(
-            "SELECT operation, started_at, moved_communities + $1 AS moved_communities,"
-            " moved_rows,"
-            " extract(epoch FROM now() - started_at)::float AS seconds FROM shard_placement"
-            " FOR UPDATE",
-            last_communities,
-        )
-        await conn.execute(
-            "UPDATE shards SET updated_at = now(), state = CASE state"
-            " WHEN 'joining' THEN 'active' ELSE 'retired' END"
-            " WHERE state IN ('joining', 'draining')"
-        )
-        await _bump(
-            conn,
-            "operation = NULL, old_ring = NULL, new_ring = NULL, phase = NULL, lo = '', hi = NULL",
-        )
-        await conn.execute(
-            "INSERT INTO shard_operations"
-            " (operation, started_at, communities, rows_moved, seconds)"
-            " VALUES ($1, $2, $3, $4, $5)",
-            done["operation"],
-            done["started_at"],
-            done["moved_communities"],
-            done["moved_rows"],
-            done["seconds"],
-        )
-    return done
 
 
 async def community_ids(conn: asyncpg.Connection, lo: str = "", hi: str | None = None) -> list[str]:
@@ -653,6 +412,8 @@ async def change_ring(settings: Settings, command: str, name: str, options: Opti
             if await start(rebalancer, name) is None:
                 state = "already in" if command == "add-shard" else "not in"
                 print(f"{name} is {state} the ring {', '.join(view.ring)}: nothing to move")
+                # A re-run after the move ended but before its sweep: sweep now.
+                print(f"sweep: relocated {await rebalancer.sweep()} misplaced rows")
                 return 0
         else:
             print(f"resuming `{operation}` (phase {view.move.phase}, from {view.move.lo!r})")
@@ -795,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
-    except OperationFailed as exc:
+    except (OperationFailed, UnmovableTable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

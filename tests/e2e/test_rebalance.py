@@ -19,12 +19,15 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import pytest
 
+from domain.ids import new_id, new_post_id
 from stores.placement import load_view, movers
+from stores.posts import UPSERT_AGGREGATE, UPSERT_POST
 from stores.ring import ShardRing
 from tests.e2e.log_tallies import recompute
 from tests.processes import ROOT, wait_for
@@ -342,3 +345,28 @@ def test_add_shard_under_live_posts_and_votes(client, settings, platform, two_sh
     assert_placed_once(settings, posts, voted)
     on_new = Counter(ShardRing(three).shard_for(p.split("-")[1]) for p in posts)
     assert on_new[NEW_SHARD] > 0
+
+
+def test_sweep_brings_a_stray_row_home_and_keeps_the_newer_tally(settings):
+    """What a writer stalled past its lease could leave on the wrong shard is not lost."""
+    community = new_id()
+    post = new_post_id(community)
+    shards = ring(settings)
+    home = ShardRing(shards, settings.ring_vnodes).shard_for(community)
+    stray = next(s for s in shards if s != home)
+    row = (post, community, "c", "a", "author", "stray", "text", "b", None, None)
+    query(settings, stray, UPSERT_POST, *row, datetime.now(UTC), new_id())
+    query(settings, stray, UPSERT_AGGREGATE, post, community, 4, 1, 3, 5)
+    query(settings, home, UPSERT_AGGREGATE, post, community, 1, 0, 1, 2)
+    try:
+        result = rebalance("sweep")
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "relocated 2 misplaced rows" in result.stdout, result.stdout
+        assert_placed_once(settings, [post], {post})
+        sql = "SELECT score, seq FROM post_aggregates WHERE post_id = $1"
+        tally = query(settings, home, sql, post)
+        assert [tuple(r) for r in tally] == [(3, 5)]
+    finally:
+        for shard in every_shard(settings):
+            for table in ("posts", "post_aggregates"):
+                query(settings, shard, f"DELETE FROM {table} WHERE post_id = $1", post)

@@ -7,8 +7,8 @@ import pytest
 
 from domain.ids import new_id
 from stores.placement import Move, PlacementView, in_range, movers, next_hi
-from stores.rebalance import OperationFailed, ShardTable, community_expression, parents_first
 from stores.ring import ShardRing
+from stores.shard_tables import ShardTable, UnmovableTable, community_expression, parents_first
 
 TWO = ("posts_shard_0", "posts_shard_1")
 THREE = ("posts_shard_0", "posts_shard_1", "posts_shard_2")
@@ -130,5 +130,5 @@ def test_referenced_tables_are_copied_first():
 
     order = [t.name for t in parents_first([table("ranks", "posts"), table("posts")])]
     assert order == ["posts", "ranks"]
-    with pytest.raises(OperationFailed):
+    with pytest.raises(UnmovableTable):
         parents_first([table("a", "b"), table("b", "a")])
