@@ -6,10 +6,8 @@ Keys: `t:{target}` hash (c community, a author, k kind, up, dn, v) and
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
 
 import redis
 import redis.asyncio as aioredis
@@ -93,14 +91,6 @@ class LiveVotes:
             pipe.hget(voters_key(target_id), user_id)
         values = await pipe.execute()
         return {t: int(v) if v is not None else 0 for t, v in zip(target_ids, values, strict=True)}
-
-    async def score(self, target_id: str) -> tuple[int, int] | None:
-        # redis-py types hmget for both clients; the asyncio one returns an awaitable.
-        fields = self.client.hmget(target_key(target_id), ["up", "dn", "c"])
-        up, down, community = await cast("Awaitable[list[Any]]", fields)
-        if community is None:
-            return None
-        return int(up or 0), int(down or 0)
 
 
 def _text(value: bytes | str) -> str:

@@ -54,15 +54,25 @@ class ShardTable:
         return f"SELECT DISTINCT {self.community} AS community_id FROM {quote(self.name)}"
 
     def merge_sql(self, source: str) -> str:
-        """Idempotent: an existing row stays, unless the table has a `seq` and ours is newer."""
+        """Idempotent: an existing row stays, unless the table has a sequence column
+        (`seq`, `rank_seq`, ...) and the incoming row's is higher: the writers' own rule."""
         t, cols = quote(self.name), self._cols()
         conflict = ", ".join(quote(k) for k in self.key)
         head = f"INSERT INTO {t} ({cols}) SELECT {cols} FROM {source} ON CONFLICT ({conflict})"
         updates = [c for c in self.columns if c not in self.key]
-        if "seq" not in self.columns or not updates:
+        seq = sequence_column(self.columns)
+        if seq is None or not updates:
             return f"{head} DO NOTHING"
         sets = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in updates)
-        return f"{head} DO UPDATE SET {sets} WHERE {t}.seq < EXCLUDED.seq"
+        return f"{head} DO UPDATE SET {sets} WHERE {t}.{quote(seq)} < EXCLUDED.{quote(seq)}"
+
+
+def sequence_column(columns: Sequence[str]) -> str | None:
+    """The column that orders a row's versions: `seq`, else the one `*_seq` column."""
+    if "seq" in columns:
+        return "seq"
+    named = [c for c in columns if c.endswith("_seq")]
+    return named[0] if len(named) == 1 else None
 
 
 def community_expression(columns: Sequence[str]) -> str | None:

@@ -8,7 +8,13 @@ import pytest
 from domain.ids import new_id
 from stores.placement import Move, PlacementView, in_range, movers, next_hi
 from stores.ring import ShardRing
-from stores.shard_tables import ShardTable, UnmovableTable, community_expression, parents_first
+from stores.shard_tables import (
+    ShardTable,
+    UnmovableTable,
+    community_expression,
+    parents_first,
+    sequence_column,
+)
 
 TWO = ("posts_shard_0", "posts_shard_1")
 THREE = ("posts_shard_0", "posts_shard_1", "posts_shard_2")
@@ -119,9 +125,13 @@ def test_merges_keep_the_newer_seq_or_the_existing_row():
     sql = aggregates.merge_sql("staging")
     assert 'ON CONFLICT ("post_id") DO UPDATE SET' in sql
     assert '"score" = EXCLUDED."score"' in sql
-    assert sql.endswith('WHERE "post_aggregates".seq < EXCLUDED.seq')
+    assert sql.endswith('WHERE "post_aggregates"."seq" < EXCLUDED."seq"')
     posts = ShardTable("posts", ("post_id", "community_id", "title"), ("post_id",), "c")
     assert posts.merge_sql("staging").endswith('ON CONFLICT ("post_id") DO NOTHING')
+    columns = ("post_id", "community_id", "hot", "rank_seq")
+    ranks = ShardTable("post_ranks", columns, ("post_id",), "c")
+    assert ranks.merge_sql("s").endswith('WHERE "post_ranks"."rank_seq" < EXCLUDED."rank_seq"')
+    assert sequence_column(["a_seq", "b_seq"]) is None
 
 
 def test_referenced_tables_are_copied_first():

@@ -19,18 +19,18 @@ CREATE TABLE shards (
 -- shard and written to both; in phase `flipped` ids below `hi` route by `new_ring`
 -- and [lo, hi) still has old copies to delete. `hi` NULL means no upper bound.
 CREATE TABLE shard_placement (
-    id               boolean PRIMARY KEY DEFAULT true CHECK (id),
-    version          bigint NOT NULL DEFAULT 1,
-    operation        text,
-    old_ring         text[],
-    new_ring         text[],
-    phase            text CHECK (phase IN ('pinned', 'moving', 'flipped')),
-    lo               text NOT NULL DEFAULT '',
-    hi               text,
+    id                boolean PRIMARY KEY DEFAULT true CHECK (id),
+    version           bigint NOT NULL DEFAULT 1,
+    operation         text,
+    old_ring          text[],
+    new_ring          text[],
+    phase             text CHECK (phase IN ('pinned', 'moving', 'flipped')),
+    lo                text NOT NULL DEFAULT '',
+    hi                text,
     moved_communities integer NOT NULL DEFAULT 0,
-    moved_rows       bigint NOT NULL DEFAULT 0,
-    started_at       timestamptz,
-    updated_at       timestamptz NOT NULL DEFAULT now()
+    moved_rows        bigint NOT NULL DEFAULT 0,
+    started_at        timestamptz,
+    updated_at        timestamptz NOT NULL DEFAULT now()
 );
 INSERT INTO shard_placement DEFAULT VALUES;
 
