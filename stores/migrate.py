@@ -13,7 +13,6 @@ from pathlib import Path
 
 import asyncpg
 
-from stores.placement import shard_names
 from stores.settings import Settings, get_settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -56,15 +55,21 @@ async def migrate_database(dsn: str, kind: str) -> list[int]:
 
 
 async def migrate_all(settings: Settings, shard_dbs: tuple[str, ...] | None = None) -> None:
-    """The identity database, then every shard in the placement (not only PG_SHARD_DBS)."""
-    await _migrate_and_report(settings, settings.identity_db, "identity")
-    for database in shard_dbs or await shard_names(settings):
-        await _migrate_and_report(settings, database, "shard")
+    if shard_dbs is None:
+        from stores.placement import shard_names
 
-
-async def _migrate_and_report(settings: Settings, database: str, kind: str) -> None:
-    applied = await migrate_database(settings.dsn(database), kind)
-    print(f"migrate {database} ({kind}): {'applied ' + str(applied) if applied else 'up to date'}")
+        # Every shard of the placement, which lives in the identity database: that first.
+        applied = await migrate_database(settings.dsn(settings.identity_db), "identity")
+        if applied:
+            print(f"migrate {settings.identity_db} (identity): applied {applied}")
+        shard_dbs = await shard_names(settings)
+    targets = [(settings.identity_db, "identity")]
+    targets += [(db, "shard") for db in (shard_dbs or settings.shard_dbs)]
+    for database, kind in targets:
+        applied = await migrate_database(settings.dsn(database), kind)
+        print(
+            f"migrate {database} ({kind}): {'applied ' + str(applied) if applied else 'up to date'}"
+        )
 
 
 def main() -> None:
