@@ -111,11 +111,12 @@ def assert_placed_once(settings, post_ids: list[str], voted: set[str]) -> None:
     Tables are discovered as the rebalance discovers them, so tables added to the shard
     schema later are checked too; posts must exist, voted posts must have a tally.
     """
-    shard_ring = ShardRing(ring(settings), settings.ring_vnodes)
+    shards = ring(settings)
+    shard_ring = ShardRing(shards, settings.ring_vnodes)
     owner = {p: shard_ring.shard_for(p.split("-")[1]) for p in post_ids}
 
     async def discover() -> list[str]:
-        conn = await asyncpg.connect(settings.dsn(ring(settings)[0]))
+        conn = await asyncpg.connect(settings.dsn(shards[0]))
         try:
             tables, _skipped = await discover_tables(conn)
         finally:
