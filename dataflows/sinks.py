@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import asyncpg
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from stores.placement import ThreadedPlacement, shard_names
 from stores.ring import ShardRing
 from stores.settings import Settings
 
@@ -18,16 +19,32 @@ T = TypeVar("T")
 
 
 class ShardConnections:
-    """One asyncpg connection per shard, driven by a private event loop (sinks are sync)."""
+    """One asyncpg connection per shard, driven by a private event loop (sinks are sync).
+
+    Routing follows the shared placement (`stores.placement`). A batch runs inside
+    `run`, which holds the placement's gate: the view cannot change under a batch, and
+    the version this writer reports means no write routed by an older view is in flight.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.ring = ShardRing(settings.shard_dbs, settings.ring_vnodes)
+        self.placement = ThreadedPlacement(
+            settings.dsn(settings.identity_db),
+            "sink",
+            seed=settings.shard_dbs,
+            vnodes=settings.ring_vnodes,
+        ).start()
         self.loop = asyncio.new_event_loop()
         self.conns: dict[str, asyncpg.Connection] = {}
 
+    @property
+    def ring(self) -> ShardRing:
+        """The ring of active shards; route writes with `group_by_shard` instead."""
+        return ShardRing(self.placement.view.ring, self.settings.ring_vnodes)
+
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return self.loop.run_until_complete(coro)
+        with self.placement.batch():
+            return self.loop.run_until_complete(coro)
 
     async def conn(self, shard: str) -> asyncpg.Connection:
         conn = self.conns.get(shard)
@@ -39,15 +56,19 @@ class ShardConnections:
     def group_by_shard(
         self, items: Iterable[X], community_of: Callable[[X], str]
     ) -> dict[str, list[X]]:
+        """Items per shard to write to; while its community moves, an item goes to both."""
+        view = self.placement.view
         groups: dict[str, list[X]] = defaultdict(list)
         for item in items:
-            groups[self.ring.shard_for(community_of(item))].append(item)
+            for shard in view.write_shards(community_of(item)):
+                groups[shard].append(item)
         return groups
 
     def close(self) -> None:
         for conn in self.conns.values():
-            self.run(conn.close())
+            self.loop.run_until_complete(conn.close())
         self.loop.close()
+        self.placement.stop()
 
 
 class _Partition(StatelessSinkPartition[X]):
@@ -77,7 +98,7 @@ class FunctionSink(DynamicSink[X]):
 
 def execute_on_shards(settings: Settings, sql: str) -> None:
     async def run() -> None:
-        for shard in settings.shard_dbs:
+        for shard in await shard_names(settings):
             conn = await asyncpg.connect(settings.dsn(shard))
             try:
                 await conn.execute(sql)

@@ -55,6 +55,14 @@ async def migrate_database(dsn: str, kind: str) -> list[int]:
 
 
 async def migrate_all(settings: Settings, shard_dbs: tuple[str, ...] | None = None) -> None:
+    if shard_dbs is None:
+        from stores.placement import shard_names
+
+        # Every shard of the placement, which lives in the identity database: that first.
+        applied = await migrate_database(settings.dsn(settings.identity_db), "identity")
+        if applied:
+            print(f"migrate {settings.identity_db} (identity): applied {applied}")
+        shard_dbs = await shard_names(settings)
     targets = [(settings.identity_db, "identity")]
     targets += [(db, "shard") for db in (shard_dbs or settings.shard_dbs)]
     for database, kind in targets:

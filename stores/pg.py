@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import asyncpg
 
 from domain.ids import community_of_post
+from stores.placement import PlacementView, PlacementWatcher
 from stores.ring import ShardRing
 from stores.settings import Settings
+
+# A pool of a shard that left the placement is closed this long after, once no read
+# routed by an older view can still be using it.
+RETIRED_POOL_GRACE_SECONDS = 30.0
 
 
 async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
@@ -16,25 +24,67 @@ async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncp
 
 
 class ShardRouter:
-    """Routes a community (or a post, via the community id in its id) to its shard's pool."""
+    """Routes a community (or a post, via the community id in its id) to its shard's pool.
 
-    def __init__(self, ring: ShardRing, pools: dict[str, asyncpg.Pool]) -> None:
+    With a placement watcher (what `connect` builds) routing follows the shared
+    placement, so a rebalance's flip reaches the API without a restart.
+    """
+
+    def __init__(
+        self,
+        ring: ShardRing,
+        pools: dict[str, asyncpg.Pool],
+        placement: PlacementWatcher | None = None,
+    ) -> None:
         self.ring = ring
         self.pools = pools
+        self.placement = placement
+        self._closing: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def connect(cls, settings: Settings, max_size: int = 10) -> ShardRouter:
-        pools = {
-            db: await create_pool(settings.dsn(db), max_size=max_size) for db in settings.shard_dbs
-        }
-        return cls(ShardRing(settings.shard_dbs, settings.ring_vnodes), pools)
+        router = cls(ShardRing(settings.shard_dbs, settings.ring_vnodes), {})
+
+        async def adopt(view: PlacementView) -> None:
+            # Pools first: once the view is adopted, requests may route to any shard in it.
+            for shard in view.shards:
+                if shard not in router.pools:
+                    router.pools[shard] = await create_pool(settings.dsn(shard), max_size=max_size)
+            for shard in set(router.pools) - set(view.shards):
+                task = asyncio.get_running_loop().create_task(_close_later(router.pools.pop(shard)))
+                router._closing.add(task)
+                task.add_done_callback(router._closing.discard)
+            router.ring = ShardRing(view.ring, view.vnodes)
+
+        router.placement = PlacementWatcher(
+            settings.dsn(settings.identity_db),
+            "api",
+            seed=settings.shard_dbs,
+            vnodes=settings.ring_vnodes,
+            on_change=adopt,
+        )
+        await router.placement.start()
+        return router
+
+    def shard_for(self, community_id: str) -> str:
+        if self.placement is not None:
+            return self.placement.view.shard_for(community_id)
+        return self.ring.shard_for(community_id)
 
     def for_community(self, community_id: str) -> asyncpg.Pool:
-        return self.pools[self.ring.shard_for(community_id)]
+        return self.pools[self.shard_for(community_id)]
 
     def for_post(self, post_id: str) -> asyncpg.Pool:
         return self.for_community(community_of_post(post_id))
 
     async def close(self) -> None:
+        if self.placement is not None:
+            await self.placement.stop()
         for pool in self.pools.values():
             await pool.close()
+
+
+async def _close_later(pool: asyncpg.Pool) -> None:
+    await asyncio.sleep(RETIRED_POOL_GRACE_SECONDS)
+    with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        await pool.close()
