@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from api.relay import relay_once
+from api.relay import RELAY_LOCK, relay_once
 from domain.ids import new_id
 from schemas.envelope import decode, encode, new_event
 from schemas.events import MembershipChanged
@@ -96,6 +96,9 @@ async def test_crash_between_publish_and_mark_republishes(stack, settings):
     conn = await asyncpg.connect(settings.dsn(settings.identity_db))
     crashing = CrashAfterPublish(settings.kafka_bootstrap)
     healthy = EventPublisher(settings.kafka_bootstrap)
+    # Hold the relays' lock for the whole test (it is re-entrant for this session), so a
+    # relay of a running platform cannot take the rows between the crash and the checks.
+    await conn.execute("SELECT pg_advisory_lock($1)", RELAY_LOCK)
     try:
         expected = await enqueue(conn, key, 5)
         with pytest.raises(ConnectionError):
@@ -108,6 +111,7 @@ async def test_crash_between_publish_and_mark_republishes(stack, settings):
         seen = published(settings.kafka_bootstrap, key, start)
         assert seen == expected + expected  # at least once, in order; consumers dedupe by id
     finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", RELAY_LOCK)
         crashing.close()
         healthy.close()
         await conn.close()
