@@ -32,6 +32,7 @@ from benchmarks.common import (
 )
 from benchmarks.lemmy_baseline import BASELINE_DB, copy_posts, load_schema
 from domain.ids import new_id
+from stores.placement import shard_names
 from stores.posts import POST_COLUMNS, POST_FROM
 from stores.redis_store import sync_client, voters_key
 from stores.ring import ShardRing
@@ -125,7 +126,7 @@ def wait(check: Callable[[], bool], timeout: float = 120.0) -> None:
 
 async def shard_rows(settings: Settings, post_ids: list[str]) -> list[dict]:
     rows: list[dict] = []
-    for shard in settings.shard_dbs:
+    for shard in await shard_names(settings):
         conn = await asyncpg.connect(settings.dsn(shard))
         try:
             found = await conn.fetch(
@@ -195,7 +196,7 @@ def main() -> None:
         wait(lambda: settled(base, world, settings))
         asyncio.run(build_baseline(settings, world))
         _check_same_order(base, world)
-        ring = ShardRing(settings.shard_dbs)
+        ring = ShardRing(asyncio.run(shard_names(settings)))
         shards = {ring.shard_for(c) for c in world["ids"]}
         tokens = [t for t, _id in world["readers"]]
         scenarios = {

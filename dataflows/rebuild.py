@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from dataflows.ranking import RankUpdate, write_ranks
 from domain import ranking
+from stores.placement import shard_names
 from stores.rankings import SET_LIMIT, pins_key, view_key
 from stores.redis_store import sync_client, target_key
 from stores.settings import Settings
@@ -60,7 +61,7 @@ async def rebuild(settings: Settings) -> int:
     now = datetime.now(UTC)
     total = 0
     try:
-        for shard in settings.shard_dbs:
+        for shard in await shard_names(settings):
             conn = await asyncpg.connect(settings.dsn(shard))
             try:
                 count = await conn.fetchval("SELECT count(*) FROM posts")

@@ -3,6 +3,7 @@ the home feed merges two shards with stable cursors under concurrent voting."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +15,7 @@ from domain import ranking
 from schemas.envelope import encode, new_event
 from schemas.events import PostCreated
 from schemas.topics import POSTS
+from stores.placement import shard_names
 from stores.ring import ShardRing
 from tests.processes import wait_for
 
@@ -165,7 +167,7 @@ def test_pins_lead_the_first_page(client, aged_world):
 
 
 def communities_on_two_shards(client, owner, settings) -> list[str]:
-    ring = ShardRing(settings.shard_dbs, settings.ring_vnodes)
+    ring = ShardRing(asyncio.run(shard_names(settings)), settings.ring_vnodes)
     by_shard: dict[str, str] = {}
     while len(by_shard) < 2:
         name = client.community(owner)
