@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import asyncpg
 import redis.asyncio as aioredis
+from cassandra.cluster import Cluster
 
 from api.security import TokenService
 from api.services.auth import AuthService
+from api.services.comments import CommentService
 from api.services.communities import CommunityService
 from api.services.posts import PostService
 from api.services.votes import VoteService
+from stores import cql
+from stores.comments import CommentStore
 from stores.identity import IdentityStore
 from stores.kafka import EventPublisher
 from stores.pg import ShardRouter, create_pool
@@ -32,9 +37,12 @@ class Platform:
     communities: CommunityService
     posts: PostService
     votes: VoteService
+    cql_cluster: Cluster
+    comments: CommentService
 
     async def close(self) -> None:
         self.publisher.close()
+        await asyncio.to_thread(self.cql_cluster.shutdown)
         await self.redis.aclose()
         await self.shards.close()
         await self.identity_pool.close()
@@ -50,6 +58,9 @@ async def bootstrap(settings: Settings) -> Platform:
     )
     identity = IdentityStore(identity_pool)
     live = LiveVotes(redis)
+    cql_cluster, cql_session = await asyncio.to_thread(cql.connect, settings)
+    comment_store = await asyncio.to_thread(CommentStore, cql_session)
+    post_store = PostStore(shards)
     return Platform(
         settings=settings,
         identity_pool=identity_pool,
@@ -59,6 +70,10 @@ async def bootstrap(settings: Settings) -> Platform:
         tokens=tokens,
         auth=AuthService(identity, tokens, settings.refresh_ttl_seconds),
         communities=CommunityService(identity),
-        posts=PostService(identity, PostStore(shards), publisher, live),
+        posts=PostService(identity, post_store, publisher, live),
         votes=VoteService(live, publisher, settings.vote_archive_days),
+        cql_cluster=cql_cluster,
+        comments=CommentService(
+            identity, post_store, comment_store, publisher, live, settings.vote_archive_days
+        ),
     )

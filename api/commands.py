@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 NAME = r"^[A-Za-z0-9_]+$"
 
@@ -63,3 +63,18 @@ class CastVote(Command):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ValueError("direction must be the integer 1, 0 or -1")
         return data
+
+
+class EditComment(Command):
+    body: str = Field(min_length=1, max_length=10000)
+
+    @field_validator("body")
+    @classmethod
+    def not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("body must not be blank")
+        return value
+
+
+class CreateComment(EditComment):
+    parent_id: str | None = Field(default=None, min_length=1, max_length=120)

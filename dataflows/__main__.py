@@ -29,7 +29,7 @@ from bytewax.run import cli_main
 from tqdm import tqdm
 
 from dataflows import common, content, votes
-from schemas.topics import POSTS, VOTES
+from schemas.topics import COMMENTS, POSTS, VOTES
 from stores.kafka_admin import end_offsets
 from stores.settings import Settings, get_settings
 
@@ -44,7 +44,7 @@ class Job:
 
 
 JOBS: dict[str, Job] = {
-    "content": Job(content.build_flow, content.wipe, (POSTS.name,)),
+    "content": Job(content.build_flow, content.wipe, (POSTS.name, COMMENTS.name)),
     "votes": Job(votes.build_flow, votes.wipe, (VOTES.name,)),
 }
 

@@ -6,8 +6,10 @@ Keys: `t:{target}` hash (c community, a author, k kind, up, dn, v) and
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import redis
 import redis.asyncio as aioredis
@@ -93,7 +95,8 @@ class LiveVotes:
         return {t: int(v) if v is not None else 0 for t, v in zip(target_ids, values, strict=True)}
 
     async def score(self, target_id: str) -> tuple[int, int] | None:
-        up, down, community = await self.client.hmget(target_key(target_id), "up", "dn", "c")
+        fields = self.client.hmget(target_key(target_id), ["up", "dn", "c"])
+        up, down, community = await cast(Awaitable[list[Any]], fields)
         if community is None:
             return None
         return int(up or 0), int(down or 0)

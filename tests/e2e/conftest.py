@@ -99,10 +99,12 @@ class Client:
         )
         return post_id
 
-    def vote(self, user: User, target_id: str, direction: int) -> httpx.Response:
+    def vote(
+        self, user: User, target_id: str, direction: int, target_type: str = "post"
+    ) -> httpx.Response:
         return self.http.put(
             "/votes",
-            json={"target_id": target_id, "target_type": "post", "direction": direction},
+            json={"target_id": target_id, "target_type": target_type, "direction": direction},
             headers=user.headers,
         )
 
