@@ -14,11 +14,13 @@ from api.services.auth import AuthService
 from api.services.comments import CommentService
 from api.services.communities import CommunityService
 from api.services.posts import PostService
+from api.services.users import UserService
 from api.services.votes import VoteService
 from stores import cql
 from stores.comments import CommentStore
 from stores.identity import IdentityStore
 from stores.kafka import EventPublisher
+from stores.karma import KarmaStore
 from stores.pg import ShardRouter, create_pool
 from stores.posts import PostStore
 from stores.redis_store import LiveVotes, async_client
@@ -39,6 +41,7 @@ class Platform:
     votes: VoteService
     cql_cluster: Cluster
     comments: CommentService
+    users: UserService
 
     async def close(self) -> None:
         self.publisher.close()
@@ -76,4 +79,5 @@ async def bootstrap(settings: Settings) -> Platform:
         comments=CommentService(
             identity, post_store, comment_store, publisher, live, settings.vote_archive_days
         ),
+        users=UserService(identity, KarmaStore(identity_pool, redis)),
     )

@@ -140,6 +140,7 @@ OPERATIONS: tuple[Operation, ...] = (
         auth=True,
         errors=(401, 403, 404),
     ),
+    Operation("get", "/api/v1/users/{username}", "A user's profile and karma", errors=(404,)),
     Operation("get", "/healthz", "Liveness"),
     Operation("get", "/api/v1/healthz", "Liveness"),
     Operation("get", "/readyz", "Readiness of every dependency", errors=(503,)),

@@ -28,8 +28,8 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 from tqdm import tqdm
 
-from dataflows import common, content, votes
-from schemas.topics import COMMENTS, POSTS, VOTES
+from dataflows import common, content, karma, votes
+from schemas.topics import COMMENTS, POSTS, SCORES, VOTES
 from stores.kafka_admin import end_offsets
 from stores.settings import Settings, get_settings
 
@@ -46,6 +46,7 @@ class Job:
 JOBS: dict[str, Job] = {
     "content": Job(content.build_flow, content.wipe, (POSTS.name, COMMENTS.name)),
     "votes": Job(votes.build_flow, votes.wipe, (VOTES.name,)),
+    "karma": Job(karma.build_flow, karma.wipe, (SCORES.name,)),
 }
 
 

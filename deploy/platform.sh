@@ -21,8 +21,9 @@ declare -A COMMANDS=(
   [relay]="-m api.relay"
   [content]="-m dataflows run content"
   [votes]="-m dataflows run votes"
+  [karma]="-m dataflows run karma"
 )
-ORDER=(content votes relay api)
+ORDER=(content votes karma relay api)
 
 running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
 
@@ -65,7 +66,7 @@ case "${1:-}" in
     wait_ready
     echo "[platform] API ready on http://127.0.0.1:$API_PORT (OpenAPI: /api/v1/openapi.json)"
     ;;
-  down) for name in api relay votes content; do stop "$name"; done ;;
+  down) for name in api relay karma votes content; do stop "$name"; done ;;
   status)
     for name in "${ORDER[@]}"; do
       if running "$name"; then echo "$name up pid $(cat "$RUN/$name.pid")"; else echo "$name down"; fi

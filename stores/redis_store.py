@@ -1,7 +1,7 @@
 """Redis adapters: the live vote state (Lua, loaded once) and target markers.
 
 Keys: `t:{target}` hash (c community, a author, k kind, up, dn, v) and
-`uv:{target}` hash (user -> direction).
+`uv:{target}` hash (user -> direction); `karma:{user}` hash (p post, c comment, s seq).
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ def target_key(target_id: str) -> str:
 
 def voters_key(target_id: str) -> str:
     return f"uv:{target_id}"
+
+
+def karma_key(user_id: str) -> str:
+    return f"karma:{user_id}"
 
 
 def script_source(name: str) -> str:
