@@ -13,6 +13,7 @@ from api.security import TokenService
 from api.services.auth import AuthService
 from api.services.comments import CommentService
 from api.services.communities import CommunityService
+from api.services.notifications import NotificationService
 from api.services.posts import PostService
 from api.services.users import UserService
 from api.services.votes import VoteService
@@ -42,6 +43,7 @@ class Platform:
     cql_cluster: Cluster
     comments: CommentService
     users: UserService
+    notifications: NotificationService
 
     async def close(self) -> None:
         self.publisher.close()
@@ -80,4 +82,5 @@ async def bootstrap(settings: Settings) -> Platform:
             identity, post_store, comment_store, publisher, live, settings.vote_archive_days
         ),
         users=UserService(identity, KarmaStore(identity_pool, redis)),
+        notifications=NotificationService(identity_pool, redis),
     )

@@ -78,3 +78,18 @@ class EditComment(Command):
 
 class CreateComment(EditComment):
     parent_id: str | None = Field(default=None, min_length=1, max_length=120)
+
+
+class MarkRead(Command):
+    """Either `ids` (the user's notifications to mark read) or `all: true`."""
+
+    ids: list[str] | None = Field(default=None, min_length=1, max_length=100)
+    all: bool = False
+
+    @model_validator(mode="after")
+    def one_of(self) -> MarkRead:
+        if (self.ids is None) == (not self.all):
+            raise ValueError("give either ids or all: true")
+        if self.ids is not None and any(not 1 <= len(i) <= 64 for i in self.ids):
+            raise ValueError("ids must be notification ids")
+        return self

@@ -28,7 +28,7 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 from tqdm import tqdm
 
-from dataflows import common, content, karma, votes
+from dataflows import common, content, karma, mentions, votes
 from schemas.topics import COMMENTS, POSTS, SCORES, VOTES
 from stores.kafka_admin import end_offsets
 from stores.settings import Settings, get_settings
@@ -47,6 +47,7 @@ JOBS: dict[str, Job] = {
     "content": Job(content.build_flow, content.wipe, (POSTS.name, COMMENTS.name)),
     "votes": Job(votes.build_flow, votes.wipe, (VOTES.name,)),
     "karma": Job(karma.build_flow, karma.wipe, (SCORES.name,)),
+    "mentions": Job(mentions.build_flow, mentions.wipe, (POSTS.name, COMMENTS.name)),
 }
 
 

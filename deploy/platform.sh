@@ -22,8 +22,9 @@ declare -A COMMANDS=(
   [content]="-m dataflows run content"
   [votes]="-m dataflows run votes"
   [karma]="-m dataflows run karma"
+  [mentions]="-m dataflows run mentions"
 )
-ORDER=(content votes karma relay api)
+ORDER=(content votes karma mentions relay api)
 
 running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
 
@@ -66,7 +67,7 @@ case "${1:-}" in
     wait_ready
     echo "[platform] API ready on http://127.0.0.1:$API_PORT (OpenAPI: /api/v1/openapi.json)"
     ;;
-  down) for name in api relay karma votes content; do stop "$name"; done ;;
+  down) for name in api relay mentions karma votes content; do stop "$name"; done ;;
   status)
     for name in "${ORDER[@]}"; do
       if running "$name"; then echo "$name up pid $(cat "$RUN/$name.pid")"; else echo "$name down"; fi

@@ -34,7 +34,9 @@ class Platform:
 
 @pytest.fixture(scope="session")
 def platform(stack, log_dir) -> Iterator[Platform]:
-    flows = {name: start_dataflow(name, log_dir) for name in ("content", "votes", "karma")}
+    flows = {
+        name: start_dataflow(name, log_dir) for name in ("content", "votes", "karma", "mentions")
+    }
     api, base = start_api(log_dir)
     yield Platform(base, api, flows, log_dir)
     api.stop()
