@@ -121,11 +121,12 @@ async def inbox(
 
 
 async def pending(pool: asyncpg.Pool, user_id: str, since: datetime) -> list[asyncpg.Record]:
-    """The user's undelivered notifications newer than `since`, oldest first."""
+    """The user's undelivered (and unread) notifications newer than `since`, oldest first."""
     return list(
         await pool.fetch(
             f"SELECT {COLUMNS} FROM notifications WHERE recipient_id = $1"
-            " AND delivered_at IS NULL AND created_at > $2 ORDER BY created_at, notification_id",
+            " AND delivered_at IS NULL AND read_at IS NULL AND created_at > $2"
+            " ORDER BY created_at, notification_id",
             user_id,
             since,
         )
