@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
+from collections import OrderedDict, deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +31,7 @@ from stores.cql import LWT, execute_many, fetch
 
 TERMINAL = 2**62  # write timestamp of deletes: later than any event time in µs
 SLOT_ATTEMPTS = 40
+SLOT_BLOCK = 100  # most slots one claim takes for the requests queued behind it
 
 COMMENT_COLUMNS = "comment_id, parent_id, path, author_name, body, deleted, created_at, edited_at"
 COMMENT_TABLES = ("comments", "comments_by_id")  # the content dataflow's
@@ -71,10 +74,19 @@ def _comment(row: tuple[Any, ...], scores: dict[str, tuple[int, int]]) -> Commen
 
 
 class CommentStore:
-    """What the API reads, and the one thing it writes: child slots (compare-and-set)."""
+    """What the API reads, and the one thing it writes: child slots (compare-and-set).
 
-    def __init__(self, session: Session) -> None:
+    Thread reads are cached per process for `cache_seconds` (one read in flight per
+    thread, shared by every request waiting for it): a hot thread is read far more
+    often than it changes, and its comments appear asynchronously anyway.
+    """
+
+    def __init__(self, session: Session, cache_seconds: float = 1.0, cache_size: int = 256) -> None:
         self.session = session
+        self.cache_seconds = cache_seconds
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple[str, str], tuple[float, list[Comment]]] = OrderedDict()
+        self._reading: dict[tuple[str, str], asyncio.Future[list[Comment]]] = {}
         prep = session.prepare
         self._thread = prep(f"SELECT {COMMENT_COLUMNS} FROM comments WHERE post_id = ?")
         self._range = prep(
@@ -91,7 +103,7 @@ class CommentStore:
             "SELECT next_slot FROM comment_slots WHERE post_id = ? AND parent_path = ?"
         )
         self._first_slot = prep(
-            "INSERT INTO comment_slots (post_id, parent_path, next_slot) VALUES (?, ?, 2)"
+            "INSERT INTO comment_slots (post_id, parent_path, next_slot) VALUES (?, ?, ?)"
             " IF NOT EXISTS"
         )
         self._next_slot = prep(
@@ -100,6 +112,7 @@ class CommentStore:
         )
         for statement in (self._thread, self._range):
             statement.fetch_size = 5000
+        self._claims: dict[tuple[str, str], _Claims] = {}
 
     async def ping(self) -> None:
         await fetch(self.session, "SELECT release_version FROM system.local")
@@ -113,6 +126,27 @@ class CommentStore:
 
     async def thread(self, post_id: str, under: str = "") -> list[Comment]:
         """Every comment of the post, or only those below the path `under`, with scores."""
+        key = (post_id, under)
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        reading = self._reading.get(key)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read_thread(post_id, under))
+            self._reading[key] = reading
+            reading.add_done_callback(lambda done: self._remember(key, done))
+        return await asyncio.shield(reading)
+
+    def _remember(self, key: tuple[str, str], done: asyncio.Future[list[Comment]]) -> None:
+        self._reading.pop(key, None)
+        if done.cancelled() or done.exception() is not None:
+            return
+        self._cache[key] = (time.monotonic() + self.cache_seconds, done.result())
+        self._cache.move_to_end(key)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+    async def _read_thread(self, post_id: str, under: str) -> list[Comment]:
         if under:
             low, high = subtree_bounds(under)
             rows_f = fetch(self.session, self._range, (post_id, low, high))
@@ -130,9 +164,41 @@ class CommentStore:
         Compare-and-set on the parent's counter: a read gives a guess, the LWT
         `IF next_slot = guess` takes it or returns the current value to retry with.
         Paxos makes at most one claimant win each value, so two replies never share
-        a slot; a claim whose outcome is unknown (timeout) is given up and the slot
-        stays unused — a gap, never a collision.
+        a slot; a claim whose outcome is unknown (timeout) is given up and its slots
+        stay unused: a gap, never a collision. Inside a process, requests for one
+        parent queue up and one claim takes a block of slots for all of them, so only
+        processes contend and a busy thread costs one LWT per batch, not per reply.
         """
+        key = (post_id, parent_path)
+        claims = self._claims.get(key)
+        if claims is None:
+            claims = self._claims[key] = _Claims()
+        slot: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        claims.waiting.append(slot)
+        if claims.task is None:
+            claims.task = asyncio.create_task(self._serve_claims(key, claims))
+        return await slot
+
+    async def _serve_claims(self, key: tuple[str, str], claims: _Claims) -> None:
+        try:
+            while claims.waiting:
+                count = min(len(claims.waiting), SLOT_BLOCK)
+                first = await self._claim_block(*key, count)
+                for offset in range(count):
+                    waiter = claims.waiting.popleft()
+                    if not waiter.done():  # a cancelled request leaves a gap
+                        waiter.set_result(first + offset)
+        except Exception as exc:
+            while claims.waiting:
+                waiter = claims.waiting.popleft()
+                if not waiter.done():
+                    waiter.set_exception(exc)
+        finally:
+            # No await since the loop found the queue empty: nobody joined meanwhile.
+            self._claims.pop(key, None)
+
+    async def _claim_block(self, post_id: str, parent_path: str, count: int) -> int:
+        """Take `count` consecutive slots; returns the first."""
         rows = await fetch(self.session, self._read_slot, (post_id, parent_path))
         current: int | None = rows[0][0] if rows else None
         for attempt in range(SLOT_ATTEMPTS):
@@ -141,7 +207,7 @@ class CommentStore:
                     result = await fetch(
                         self.session,
                         self._first_slot,
-                        (post_id, parent_path),
+                        (post_id, parent_path, 1 + count),
                         execution_profile=LWT,
                     )
                     if result[0]["[applied]"]:
@@ -150,7 +216,7 @@ class CommentStore:
                     result = await fetch(
                         self.session,
                         self._next_slot,
-                        (current + 1, post_id, parent_path, current),
+                        (current + count, post_id, parent_path, current),
                         execution_profile=LWT,
                     )
                     if result[0]["[applied]"]:
@@ -160,9 +226,17 @@ class CommentStore:
                 if "Timeout" not in type(exc).__name__:
                     raise
                 current = None
-            # Contention: back off a little, more after each lost round.
+            # Another process won this round: back off a little, more each time.
             await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
         raise Unavailable("too many concurrent replies, retry", {"retry": True})
+
+
+@dataclass
+class _Claims:
+    """Requests waiting for a slot under one parent, and the task claiming for them."""
+
+    waiting: deque[asyncio.Future[int]] = field(default_factory=deque)
+    task: asyncio.Task[None] | None = None
 
 
 class CommentWriter:
