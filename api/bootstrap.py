@@ -81,6 +81,6 @@ async def bootstrap(settings: Settings) -> Platform:
         comments=CommentService(
             identity, post_store, comment_store, publisher, live, settings.vote_archive_days
         ),
-        users=UserService(identity, KarmaStore(identity_pool, redis)),
+        users=UserService(identity, KarmaStore(identity_pool, redis), comment_store),
         notifications=NotificationService(identity_pool, redis),
     )

@@ -143,6 +143,13 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/api/v1/users/{username}", "A user's profile and karma", errors=(404,)),
     Operation(
         "get",
+        "/api/v1/users/{username}/comments",
+        "A user's comments, newest first",
+        errors=(400, 404),
+        query=PAGED,
+    ),
+    Operation(
+        "get",
         "/api/v1/notifications",
         "The signed-in user's notifications, newest first",
         auth=True,

@@ -34,7 +34,7 @@ SLOT_ATTEMPTS = 40
 SLOT_BLOCK = 100  # most slots one claim takes for the requests queued behind it
 
 COMMENT_COLUMNS = "comment_id, parent_id, path, author_name, body, deleted, created_at, edited_at"
-COMMENT_TABLES = ("comments", "comments_by_id")  # the content dataflow's
+COMMENT_TABLES = ("comments", "comments_by_id", "comments_by_author")  # the content dataflow's
 SCORE_TABLES = ("comment_scores",)  # the votes dataflow's
 
 
@@ -95,6 +95,13 @@ class CommentStore:
         self._scores = prep(
             "SELECT comment_id, upvotes, downvotes FROM comment_scores WHERE post_id = ?"
         )
+        self._by_author = prep(
+            "SELECT comment_id, post_id, path, body, created_at, edited_at"
+            " FROM comments_by_author WHERE author_id = ? AND comment_id < ? LIMIT ?"
+        )
+        self._score = prep(
+            "SELECT upvotes, downvotes FROM comment_scores WHERE post_id = ? AND comment_id = ?"
+        )
         self._find = prep(
             "SELECT path, author_id, deleted FROM comments_by_id"
             " WHERE post_id = ? AND comment_id = ?"
@@ -116,6 +123,36 @@ class CommentStore:
 
     async def ping(self) -> None:
         await fetch(self.session, "SELECT release_version FROM system.local")
+
+    async def by_author(
+        self, author_id: str, limit: int, before: str | None
+    ) -> list[tuple[str, Comment]]:
+        """(post id, comment) of the author's comments, newest first, older than the id
+        `before` if given."""
+        rows = await fetch(self.session, self._by_author, (author_id, before or "~", limit))
+        scores = await asyncio.gather(
+            *(fetch(self.session, self._score, (r[1], r[0])) for r in rows)
+        )
+        return [
+            (
+                post_id,
+                Comment(
+                    comment_id=comment_id,
+                    parent_id=None,
+                    path=path,
+                    author="",
+                    body=body,
+                    deleted=False,
+                    created_at=_utc(created) or created,
+                    edited_at=_utc(edited),
+                    upvotes=(score[0][0] or 0) if score else 0,
+                    downvotes=(score[0][1] or 0) if score else 0,
+                ),
+            )
+            for (comment_id, post_id, path, body, created, edited), score in zip(
+                rows, scores, strict=True
+            )
+        ]
 
     async def find(self, post_id: str, comment_id: str) -> CommentRef | None:
         rows = await fetch(self.session, self._find, (post_id, comment_id))
@@ -254,9 +291,21 @@ class CommentWriter:
             "INSERT INTO comments_by_id (post_id, comment_id, path, author_id, deleted)"
             " VALUES (?, ?, ?, ?, false) USING TIMESTAMP ?"
         )
+        self._insert_by_author = prep(
+            "INSERT INTO comments_by_author (author_id, comment_id, post_id, path, body,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+        )
         self._edit = prep(
             "UPDATE comments USING TIMESTAMP ? SET body = ?, edited_at = ?"
             " WHERE post_id = ? AND path = ?"
+        )
+        self._edit_by_author = prep(
+            "UPDATE comments_by_author USING TIMESTAMP ? SET body = ?, edited_at = ?"
+            " WHERE author_id = ? AND comment_id = ?"
+        )
+        self._delete_by_author = prep(
+            "DELETE FROM comments_by_author USING TIMESTAMP ?"
+            " WHERE author_id = ? AND comment_id = ?"
         )
         self._delete = prep(
             "UPDATE comments USING TIMESTAMP ? SET body = ?, author_name = ?, author_id = null,"
@@ -295,12 +344,21 @@ class CommentWriter:
                     ),
                 ),
                 (self._insert_ref, (c.post_id, c.comment_id, c.path, c.author_id, at)),
+                (
+                    self._insert_by_author,
+                    (c.author_id, c.comment_id, c.post_id, c.path, c.body, c.created_at, at),
+                ),
             ]
         if isinstance(c, CommentEdited):
-            return [(self._edit, (micros(c.edited_at), c.body, c.edited_at, c.post_id, c.path))]
+            at = micros(c.edited_at)
+            return [
+                (self._edit, (at, c.body, c.edited_at, c.post_id, c.path)),
+                (self._edit_by_author, (at, c.body, c.edited_at, c.author_id, c.comment_id)),
+            ]
         return [
             (self._delete, (TERMINAL, DELETED, DELETED, c.post_id, c.path)),
             (self._delete_ref, (TERMINAL, c.post_id, c.comment_id)),
+            (self._delete_by_author, (TERMINAL, c.author_id, c.comment_id)),
         ]
 
     def write_scores(self, tallies: Iterable[tuple[str, str, int, int, int]]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -105,10 +106,21 @@ def statements(text: str) -> list[str]:
 
 
 def migrate(settings: Settings) -> list[int]:
-    """Apply what the keyspace lacks. DDL is `IF NOT EXISTS`, so a rerun is harmless."""
-    cluster, session = connect(settings)
+    """Apply what the keyspace lacks. DDL is `IF NOT EXISTS`, so a rerun is harmless.
+
+    A missing keyspace is created with one replica (the local stack, docker-compose);
+    production creates it beforehand with its own replication.
+    """
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,47}", settings.cql_keyspace):
+        raise ValueError(f"invalid keyspace name {settings.cql_keyspace!r}")
+    cluster, session = connect(settings, keyspace=False)
     applied: list[int] = []
     try:
+        session.execute(
+            f"CREATE KEYSPACE IF NOT EXISTS {settings.cql_keyspace} WITH replication ="
+            " {'class': 'SimpleStrategy', 'replication_factor': 1}"
+        )
+        session.set_keyspace(settings.cql_keyspace)
         session.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY,"
             " name text, applied_at timestamp)"

@@ -187,6 +187,7 @@ class CommentService:
         parent_id: str | None,
     ) -> dict[str, Any]:
         """Replies of the post (or of `parent_id`: a subtree on demand), `levels` deep."""
+        community_of_post(post_id)  # NotFound for a malformed id, before any read
         if not 1 <= levels <= MAX_LEVELS:
             raise ValidationFailed(f"depth must be 1..{MAX_LEVELS}", {"depth": levels})
         offset = 0

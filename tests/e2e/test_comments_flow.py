@@ -285,3 +285,48 @@ def test_replay_of_content_rebuilds_comments_and_counts(client, platform, thread
     assert result.returncode == 0, result.stderr[-3000:]
     assert tree(client, post_id, depth=10, limit=100) == before
     assert client.get_post(post_id)["comment_count"] == count == 3
+
+
+def test_a_users_comments_newest_first_without_deleted_ones(client, thread_world):
+    author, community = thread_world
+    writer = client.register("h")
+    posts = [client.post(author, community, f"history {i}") for i in range(2)]
+    made = [comment(client, writer, posts[i % 2], f"history comment {i}") for i in range(3)]
+    wait_comments(client, posts[0], 2)  # made[0] and made[2]
+    wait_comments(client, posts[1], 1)
+    assert (
+        client.http.delete(f"/comments/{made[1]['comment_id']}", headers=writer.headers).status_code
+        == 202
+    )
+    r = client.http.patch(
+        f"/comments/{made[2]['comment_id']}", json={"body": "edited"}, headers=writer.headers
+    )
+    assert r.status_code == 202
+
+    def history():
+        return client.http.get(f"/users/{writer.username}/comments").json()["items"]
+
+    wait_for(
+        lambda: (
+            [(c["comment_id"], c["body"]) for c in history()]
+            == [(made[2]["comment_id"], "edited"), (made[0]["comment_id"], "history comment 0")]
+        ),
+        timeout=20,
+        what="the user's comment list",
+    )
+    first = history()[0]
+    assert (first["post_id"], first["author"], first["path"]) == (
+        posts[0],
+        writer.username,
+        "000002",
+    )
+    page = client.http.get(f"/users/{writer.username}/comments", params={"limit": 1}).json()
+    rest = client.http.get(
+        f"/users/{writer.username}/comments", params={"limit": 1, "cursor": page["next_cursor"]}
+    ).json()
+    assert [c["comment_id"] for c in page["items"] + rest["items"]] == [
+        made[2]["comment_id"],
+        made[0]["comment_id"],
+    ]
+    assert rest["next_cursor"] is None
+    assert client.http.get("/users/no_such_user_x/comments").status_code == 404
