@@ -10,7 +10,17 @@ from sanic import HTTPResponse, Request, Sanic
 from api import errors, openapi
 from api.bootstrap import bootstrap
 from api.http import json
-from api.routes import auth, communities, health, moderation, posts, votes
+from api.routes import (
+    auth,
+    comments,
+    communities,
+    health,
+    moderation,
+    notifications,
+    posts,
+    users,
+    votes,
+)
 from stores.settings import get_settings
 
 REQUESTS = Counter("http_requests_total", "HTTP requests", ["route", "status"])
@@ -25,7 +35,17 @@ def create_app(name: str = "agora") -> Sanic:
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.KEEP_ALIVE_TIMEOUT = 30
     app.config.ACCESS_LOG = False
-    for module in (auth, communities, posts, votes, moderation, health):
+    for module in (
+        auth,
+        communities,
+        posts,
+        votes,
+        moderation,
+        health,
+        comments,
+        users,
+        notifications,
+    ):
         app.blueprint(module.bp)
     errors.install(app)
     spec = openapi.document()

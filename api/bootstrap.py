@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import asyncpg
 import redis.asyncio as aioredis
+from cassandra.cluster import Cluster
 
 from api.security import TokenService
 from api.services.auth import AuthService
+from api.services.comments import CommentService
 from api.services.communities import CommunityService
 from api.services.listings import ListingService
 from api.services.moderation import ModerationService
+from api.services.notifications import NotificationService
 from api.services.posts import PostService
+from api.services.users import UserService
 from api.services.votes import VoteService
+from stores import cql
+from stores.comments import CommentStore
 from stores.identity import IdentityStore
 from stores.kafka import EventPublisher
+from stores.karma import KarmaStore
 from stores.pg import ShardRouter, create_pool
 from stores.posts import PostStore, RankedPostStore
 from stores.rankings import RankedListings
@@ -37,9 +45,14 @@ class Platform:
     votes: VoteService
     listings: ListingService
     moderation: ModerationService
+    cql_cluster: Cluster
+    comments: CommentService
+    users: UserService
+    notifications: NotificationService
 
     async def close(self) -> None:
         self.publisher.close()
+        await asyncio.to_thread(self.cql_cluster.shutdown)
         await self.redis.aclose()
         await self.shards.close()
         await self.identity_pool.close()
@@ -55,7 +68,9 @@ async def bootstrap(settings: Settings) -> Platform:
     )
     identity = IdentityStore(identity_pool)
     live = LiveVotes(redis)
-    posts = PostStore(shards)
+    cql_cluster, cql_session = await asyncio.to_thread(cql.connect, settings)
+    comment_store = await asyncio.to_thread(CommentStore, cql_session)
+    post_store = PostStore(shards)
     listings = RankedListings(redis)  # its Redis functions load on first use
     return Platform(
         settings=settings,
@@ -66,8 +81,14 @@ async def bootstrap(settings: Settings) -> Platform:
         tokens=tokens,
         auth=AuthService(identity, tokens, settings.refresh_ttl_seconds),
         communities=CommunityService(identity),
-        posts=PostService(identity, posts, publisher, live),
+        posts=PostService(identity, post_store, publisher, live),
         votes=VoteService(live, publisher, settings.vote_archive_days),
         listings=ListingService(identity, listings, RankedPostStore(shards)),
-        moderation=ModerationService(identity, posts),
+        moderation=ModerationService(identity, post_store),
+        cql_cluster=cql_cluster,
+        comments=CommentService(
+            identity, post_store, comment_store, publisher, live, settings.vote_archive_days
+        ),
+        users=UserService(identity, KarmaStore(identity_pool, redis), comment_store),
+        notifications=NotificationService(identity_pool, redis),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 NAME = r"^[A-Za-z0-9_]+$"
 
@@ -68,3 +68,33 @@ class CastVote(Command):
 class PinPost(Command):
     post_id: str = Field(min_length=1, max_length=120)
     pinned: bool = True
+
+
+class EditComment(Command):
+    body: str = Field(min_length=1, max_length=10000)
+
+    @field_validator("body")
+    @classmethod
+    def not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("body must not be blank")
+        return value
+
+
+class CreateComment(EditComment):
+    parent_id: str | None = Field(default=None, min_length=1, max_length=120)
+
+
+class MarkRead(Command):
+    """Either `ids` (the user's notifications to mark read) or `all: true`."""
+
+    ids: list[str] | None = Field(default=None, min_length=1, max_length=100)
+    all: bool = False
+
+    @model_validator(mode="after")
+    def one_of(self) -> MarkRead:
+        if (self.ids is None) == (not self.all):
+            raise ValueError("give either ids or all: true")
+        if self.ids is not None and any(not 1 <= len(i) <= 64 for i in self.ids):
+            raise ValueError("ids must be notification ids")
+        return self

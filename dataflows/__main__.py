@@ -29,8 +29,8 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 from tqdm import tqdm
 
-from dataflows import common, content, ranking, rebuild, votes
-from schemas.topics import COMMUNITIES, POSTS, SCORES, VOTES
+from dataflows import common, content, karma, mentions, ranking, rebuild, votes
+from schemas.topics import COMMENTS, COMMUNITIES, POSTS, SCORES, VOTES
 from stores.kafka_admin import end_offsets
 from stores.settings import Settings, get_settings
 
@@ -45,9 +45,11 @@ class Job:
 
 
 JOBS: dict[str, Job] = {
-    "content": Job(content.build_flow, content.wipe, (POSTS.name,)),
+    "content": Job(content.build_flow, content.wipe, (POSTS.name, COMMENTS.name)),
     "votes": Job(votes.build_flow, votes.wipe, (VOTES.name,)),
     "ranking": Job(ranking.build_flow, ranking.wipe, (POSTS.name, SCORES.name, COMMUNITIES.name)),
+    "karma": Job(karma.build_flow, karma.wipe, (SCORES.name,)),
+    "mentions": Job(mentions.build_flow, mentions.wipe, (POSTS.name, COMMENTS.name)),
 }
 
 

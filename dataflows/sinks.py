@@ -106,3 +106,14 @@ def execute_on_shards(settings: Settings, sql: str) -> None:
                 await conn.close()
 
     asyncio.run(run())
+
+
+def execute_on_identity(settings: Settings, sql: str) -> None:
+    async def run() -> None:
+        conn = await asyncpg.connect(settings.dsn(settings.identity_db))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())

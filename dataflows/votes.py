@@ -1,6 +1,7 @@
 """votes: vote events -> authoritative per-target tallies.
 
-Writes each tally to the post's shard (`post_aggregates`, conditional on `seq`), to
+Writes each tally to the post's shard (`post_aggregates`, conditional on `seq`) or,
+for a comment, to CQL (`comment_scores`, with `seq` as the write timestamp), to
 the Redis live score (conditional on the API's version, see `reconcile_score.lua`)
 and as a `score.changed` event on the scores topic.
 
@@ -24,11 +25,14 @@ from bytewax.dataflow import Dataflow
 
 from dataflows.common import Event, kafka_events, kafka_output
 from dataflows.sinks import FunctionSink, ShardConnections, execute_on_shards
-from domain.ids import created_at
+from domain.errors import NotFound
+from domain.ids import created_at, post_of_comment
 from domain.votes import Tally
 from schemas.envelope import encode, new_event
 from schemas.events import ScoreChanged, VoteCast
 from schemas.topics import SCORES, VOTES
+from stores import cql
+from stores.comments import SCORE_TABLES, CommentWriter
 from stores.posts import upsert_aggregates
 from stores.redis_store import script_source, sync_client, target_key
 from stores.settings import Settings, get_settings
@@ -48,6 +52,7 @@ class TallyOut:
     downvotes: int
     seq: int
     version: int
+    author_vote: int = 0  # the author's own vote, which karma leaves out
 
     @property
     def score(self) -> int:
@@ -128,6 +133,7 @@ def tally_out(s: TargetState) -> TallyOut:
         s.tally.downvotes,
         s.tally.seq,
         s.tally.max_version,
+        s.tally.direction_of(s.author_id),
     )
 
 
@@ -145,11 +151,22 @@ def aggregate_row(t: TallyOut) -> tuple:
     return (t.target_id, t.community_id, t.upvotes, t.downvotes, t.score, t.seq)
 
 
+def comment_score_row(t: TallyOut) -> tuple[str, str, int, int, int] | None:
+    try:
+        post_id = post_of_comment(t.target_id)
+    except NotFound:
+        return None  # not a comment id: there is no partition to put it in
+    return (post_id, t.target_id, t.upvotes, t.downvotes, t.seq)
+
+
 def tally_sink(settings: Settings) -> FunctionSink[tuple[str, TallyOut]]:
-    """Post tallies into their shard (idempotent on seq), then the Redis live score."""
+    """Post tallies into their shard and comment tallies into CQL (both idempotent on
+    seq), then the Redis live score."""
 
     def factory() -> tuple[Callable[[list[tuple[str, TallyOut]]], None], Callable[[], None]]:
         shards = ShardConnections(settings)
+        cluster, session = cql.connect(settings)
+        comment_writer = CommentWriter(session)
         redis = sync_client(settings.redis_url)
         reconcile = redis.register_script(script_source("reconcile_score"))
 
@@ -163,6 +180,8 @@ def tally_sink(settings: Settings) -> FunctionSink[tuple[str, TallyOut]]:
             posts = [t for t in tallies if t.target_type == "post"]
             if posts:
                 shards.run(write_rows(posts))
+            comments = [comment_score_row(t) for t in tallies if t.target_type == "comment"]
+            comment_writer.write_scores(row for row in comments if row is not None)
             pipe = redis.pipeline(transaction=False)
             for t in tallies:
                 reconcile(
@@ -174,6 +193,7 @@ def tally_sink(settings: Settings) -> FunctionSink[tuple[str, TallyOut]]:
 
         def close() -> None:
             shards.close()
+            cluster.shutdown()
             redis.close()
 
         return write, close
@@ -193,6 +213,7 @@ def score_message(item: tuple[str, TallyOut]) -> KafkaSinkMessage[bytes, bytes]:
         score=t.score,
         seq=t.seq,
         version=t.version,
+        author_vote=t.author_vote,  # type: ignore[arg-type]
     )
     return KafkaSinkMessage(key=key.encode(), value=encode(new_event(payload, key=key)))
 
@@ -214,6 +235,7 @@ def build_flow(tail: bool = True, settings: Settings | None = None) -> Dataflow:
 def wipe(settings: Settings) -> None:
     """Empty the state this dataflow derives (for replay)."""
     execute_on_shards(settings, "TRUNCATE post_aggregates")
+    cql.truncate(settings, SCORE_TABLES)
     redis = sync_client(settings.redis_url)
     for key in redis.scan_iter(match="t:*", count=1000):
         redis.hset(key, mapping={"up": 0, "dn": 0, "v": 0})

@@ -57,10 +57,29 @@ def main(base: str) -> None:
             },
             headers=alice,
         )
+    if existing:
+        demo_thread(http, existing[-1]["post_id"], alice, bob)
     print(
         f"demo data: users demo_alice / demo_bob (password {PASSWORD!r}), community 'demo', "
-        f"{len(existing)} posts"
+        f"{len(existing)} posts, a comment thread on the first"
     )
+
+
+def demo_thread(
+    http: httpx.Client, post_id: str, alice: dict[str, str], bob: dict[str, str]
+) -> None:
+    """Bob comments (mentioning Alice, who gets a notification), Alice replies."""
+    url = f"/posts/{post_id}/comments"
+    items = http.get(url).json()["items"]
+    if not items:
+        body = {"body": "Nested comments live in a CQL partition per post, u/demo_alice"}
+        top = http.post(url, json=body, headers=bob).json()
+        deadline = time.monotonic() + 30
+        while not items and time.monotonic() < deadline:
+            items = http.get(url).json()["items"]
+            time.sleep(0.2)
+        reply = {"body": "and replies notify their parent's author", "parent_id": top["comment_id"]}
+        http.post(url, json=reply, headers=alice)
 
 
 if __name__ == "__main__":

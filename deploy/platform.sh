@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The platform's own processes on top of the local stack:
-#   deploy/platform.sh up       migrate, start API (:8000), WebSocket-free core,
-#                               outbox relay and dataflows; wait until ready
+#   deploy/platform.sh up       migrate, start API (:8000), WebSocket push server
+#                               (:8001), outbox relay and dataflows; wait until ready
 #   deploy/platform.sh down     stop them (by recorded PID)
 #   deploy/platform.sh status
-# Logs and PIDs: <state>/platform/. API_PORT (8000) and API_WORKERS (2) may be set.
+# Logs and PIDs: <state>/platform/. API_PORT (8000), API_WORKERS (2) and WS_PORT (8001)
+# may be set.
 set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 STATE="$(realpath -m "${STATE_DIR:-$REPO_ROOT/.state}")"
@@ -12,6 +13,7 @@ RUN="$STATE/platform"
 PYTHON="${PYTHON:-python3}"
 API_PORT="${API_PORT:-8000}"
 API_WORKERS="${API_WORKERS:-2}"
+WS_PORT="${WS_PORT:-8001}"
 cd "$REPO_ROOT"
 mkdir -p "$RUN"
 
@@ -22,8 +24,11 @@ declare -A COMMANDS=(
   [content]="-m dataflows run content"
   [votes]="-m dataflows run votes"
   [ranking]="-m dataflows run ranking"
+  [karma]="-m dataflows run karma"
+  [mentions]="-m dataflows run mentions"
+  [ws]="-m ws --port $WS_PORT"
 )
-ORDER=(content votes ranking relay api)
+ORDER=(content votes ranking karma mentions relay api ws)
 
 running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
 
@@ -65,8 +70,9 @@ case "${1:-}" in
     for name in "${ORDER[@]}"; do start "$name"; done
     wait_ready
     echo "[platform] API ready on http://127.0.0.1:$API_PORT (OpenAPI: /api/v1/openapi.json)"
+    echo "[platform] WebSocket pushes on ws://127.0.0.1:$WS_PORT/ws?token=<access JWT>"
     ;;
-  down) for name in api relay ranking votes content; do stop "$name"; done ;;
+  down) for name in ws api relay mentions karma ranking votes content; do stop "$name"; done ;;
   status)
     for name in "${ORDER[@]}"; do
       if running "$name"; then echo "$name up pid $(cat "$RUN/$name.pid")"; else echo "$name down"; fi

@@ -50,6 +50,51 @@ class PostCreated(Payload):
     created_at: datetime
 
 
+# Materialised paths: fixed-width slots joined by dots (see domain/comments.py).
+COMMENT_PATH = r"^[0-9]{6}(\.[0-9]{6}){0,100}$"
+
+
+class CommentCreated(Payload):
+    """A comment or reply; its path slot was allocated by the API before publishing.
+
+    `parent_author_id` is whom the reply notifies: the parent comment's author, or the
+    post's author for a top-level comment (None when the parent was deleted).
+    """
+
+    comment_id: str
+    post_id: str
+    community_id: str
+    parent_id: str | None = None
+    path: str = Field(pattern=COMMENT_PATH)
+    author_id: str
+    author_name: str
+    body: str = Field(min_length=1, max_length=10000)
+    parent_author_id: str | None = None
+    created_at: datetime
+
+
+class CommentEdited(Payload):
+    comment_id: str
+    post_id: str
+    community_id: str
+    path: str = Field(pattern=COMMENT_PATH)
+    author_id: str
+    author_name: str
+    body: str = Field(min_length=1, max_length=10000)
+    edited_at: datetime
+
+
+class CommentDeleted(Payload):
+    """The comment keeps its place in the tree; its body and author become [deleted]."""
+
+    comment_id: str
+    post_id: str
+    community_id: str
+    path: str = Field(pattern=COMMENT_PATH)
+    author_id: str
+    deleted_at: datetime
+
+
 class VoteCast(Payload):
     """One accepted vote transition; `version` is per target, from the API's Redis script."""
 
@@ -75,6 +120,8 @@ class ScoreChanged(Payload):
     score: int
     seq: int
     version: int
+    # The author's own vote on the target, counted in the tally; karma leaves it out.
+    author_vote: Literal[-1, 0, 1] = 0
 
 
 class PostPinned(Payload):
@@ -103,6 +150,9 @@ EVENT_TYPES: dict[tuple[str, int], tuple[type[Payload], topics.Topic]] = {
     ("membership.changed", 1): (MembershipChanged, topics.COMMUNITIES),
     ("post.created", 1): (PostCreated, topics.POSTS),
     ("post.pinned", 1): (PostPinned, topics.COMMUNITIES),
+    ("comment.created", 1): (CommentCreated, topics.COMMENTS),
+    ("comment.edited", 1): (CommentEdited, topics.COMMENTS),
+    ("comment.deleted", 1): (CommentDeleted, topics.COMMENTS),
     ("vote.cast", 1): (VoteCast, topics.VOTES),
     ("score.changed", 1): (ScoreChanged, topics.SCORES),
     ("dead_letter.recorded", 1): (DeadLetter, topics.DEAD_LETTER),

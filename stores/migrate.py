@@ -2,7 +2,8 @@
 
 Files are `stores/migrations/<kind>/<NNN>_<name>.sql`; kind `identity` goes to the
 identity database, kind `shard` to every post shard. Each file runs once, in a
-transaction, recorded in `schema_migrations`.
+transaction, recorded in `schema_migrations`. CQL files (`migrations/cql/*.cql`) go to
+the comment keyspace (see `stores/cql.py`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import asyncpg
 
+from stores import cql
 from stores.settings import Settings, get_settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -70,6 +72,9 @@ async def migrate_all(settings: Settings, shard_dbs: tuple[str, ...] | None = No
         print(
             f"migrate {database} ({kind}): {'applied ' + str(applied) if applied else 'up to date'}"
         )
+    applied = await asyncio.to_thread(cql.migrate, settings)
+    outcome = f"applied {applied}" if applied else "up to date"
+    print(f"migrate {settings.cql_keyspace} (cql): {outcome}")
 
 
 def main() -> None:

@@ -19,8 +19,12 @@ POST_COLUMNS = (
     " p.body, p.url, p.media_id, p.created_at,"
     " coalesce(a.upvotes, 0) AS upvotes, coalesce(a.downvotes, 0) AS downvotes,"
     " coalesce(a.score, 0) AS score"
+    ", coalesce(cc.comment_count, 0) AS comment_count"
 )
-POST_FROM = "posts p LEFT JOIN post_aggregates a ON a.post_id = p.post_id"
+POST_FROM = (
+    "posts p LEFT JOIN post_aggregates a ON a.post_id = p.post_id"
+    " LEFT JOIN post_comment_counts cc ON cc.post_id = p.post_id"
+)
 
 UPSERT_POST = (
     "INSERT INTO posts (post_id, community_id, community_name, author_id, author_name, title,"
@@ -34,6 +38,12 @@ UPSERT_AGGREGATE = (
     " ON CONFLICT (post_id) DO UPDATE SET upvotes = EXCLUDED.upvotes,"
     " downvotes = EXCLUDED.downvotes, score = EXCLUDED.score, seq = EXCLUDED.seq,"
     " updated_at = now() WHERE post_aggregates.seq < EXCLUDED.seq"
+)
+
+UPSERT_COMMENT_COUNT = (
+    "INSERT INTO post_comment_counts (post_id, community_id, comment_count) VALUES ($1, $2, $3)"
+    " ON CONFLICT (post_id) DO UPDATE SET comment_count = EXCLUDED.comment_count,"
+    " updated_at = now() WHERE post_comment_counts.comment_count < EXCLUDED.comment_count"
 )
 
 
@@ -106,6 +116,12 @@ async def upsert_posts(conn: asyncpg.Connection, rows: Iterable[tuple[Any, ...]]
 
 async def upsert_aggregates(conn: asyncpg.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
     await conn.executemany(UPSERT_AGGREGATE, list(rows))
+
+
+async def upsert_comment_counts(
+    conn: asyncpg.Connection, rows: Iterable[tuple[str, str, int]]
+) -> None:
+    await conn.executemany(UPSERT_COMMENT_COUNT, list(rows))
 
 
 RANK_COLUMNS = {

@@ -1,7 +1,9 @@
 """Redis adapters: the live vote state (Lua, loaded once) and target markers.
 
 Keys: `t:{target}` hash (c community, a author, k kind, up, dn, v) and
-`uv:{target}` hash (user -> direction).
+`uv:{target}` hash (user -> direction); `karma:{user}` hash (p post, c comment, s seq);
+`unread:{user}` unread notification count; pub/sub channel `inbox:{user}` carries a
+user's pushes (notifications and unread counts) to whichever WebSocket server holds them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,18 @@ def target_key(target_id: str) -> str:
 
 def voters_key(target_id: str) -> str:
     return f"uv:{target_id}"
+
+
+def karma_key(user_id: str) -> str:
+    return f"karma:{user_id}"
+
+
+def unread_key(user_id: str) -> str:
+    return f"unread:{user_id}"
+
+
+def inbox_channel(user_id: str) -> str:
+    return f"inbox:{user_id}"
 
 
 def script_source(name: str) -> str:

@@ -112,3 +112,20 @@ def start_dataflow(name: str, log_dir: Path, workers: int = 1) -> Process:
     return Process(
         f"dataflow-{name}", ["-m", "dataflows", "run", name, "-w", str(workers)], log_dir
     ).start()
+
+
+def start_ws(log_dir: Path) -> tuple[Process, str]:
+    """A WebSocket push server on a free port; returns it and its ws:// base URL."""
+    port = free_port()
+    proc = Process(f"ws-{port}", ["-m", "ws", "--port", str(port)], log_dir).start()
+
+    def ready() -> bool:
+        if not proc.alive():
+            raise AssertionError(f"ws server exited:\n{proc.log_tail()}")
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(ready, timeout=30, what="ws /healthz")
+    return proc, f"ws://127.0.0.1:{port}"

@@ -28,6 +28,7 @@ async def readyz(request: Request) -> HTTPResponse:
         "postgres_identity": platform.identity_pool.fetchval("SELECT 1"),
         "redis": platform.redis.ping(),
         "kafka": asyncio.to_thread(platform.publisher.ping),
+        "cql": platform.comments.ping(),
     }
     for shard, pool in platform.shards.pools.items():
         checks[f"postgres_{shard}"] = pool.fetchval("SELECT 1")

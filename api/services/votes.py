@@ -9,7 +9,7 @@ from typing import Any
 from api.commands import CastVote
 from api.security import Principal
 from domain.errors import Archived, NotFound, Unavailable
-from domain.ids import community_of_post, created_at, is_valid_id
+from domain.ids import community_of_post, created_at, post_of_comment
 from schemas.envelope import new_event
 from schemas.events import VoteCast
 from stores.kafka import EventPublisher
@@ -26,8 +26,8 @@ class VoteService:
         target = cmd.target_id
         if cmd.target_type == "post":
             community_of_post(target)
-        elif not is_valid_id(target[:26]):
-            raise NotFound("comment not found", {"target_id": target})
+        else:
+            post_of_comment(target)
         if created_at(target) < datetime.now(UTC) - self.archive_after:
             raise Archived("voting is closed on archived content", {"target_id": target})
         outcome = await self.live.cast(target, principal.user_id, cmd.direction)

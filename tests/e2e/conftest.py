@@ -14,7 +14,7 @@ import pytest
 from domain.ids import new_id
 from tests.processes import Process, start_api, start_dataflow, wait_for
 
-DATAFLOWS = ("content", "votes", "ranking")
+DATAFLOWS = ("content", "votes", "ranking", "karma", "mentions")
 
 
 @pytest.fixture(scope="session")
@@ -103,10 +103,12 @@ class Client:
         )
         return post_id
 
-    def vote(self, user: User, target_id: str, direction: int) -> httpx.Response:
+    def vote(
+        self, user: User, target_id: str, direction: int, target_type: str = "post"
+    ) -> httpx.Response:
         return self.http.put(
             "/votes",
-            json={"target_id": target_id, "target_type": "post", "direction": direction},
+            json={"target_id": target_id, "target_type": target_type, "direction": direction},
             headers=user.headers,
         )
 

@@ -1,0 +1,233 @@
+"""Comments: a child slot is taken in CQL (compare-and-set), then the comment is accepted
+onto the log (202) and materialised into CQL by the content dataflow. Edits and deletes
+are log events too. Reads assemble the tree from one partition."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from api.commands import CreateComment, EditComment
+from api.security import Principal
+from domain.comments import DELETED, Comment, Thread, arrange, check_can_reply, child_path
+from domain.errors import Archived, Forbidden, NotFound, ValidationFailed
+from domain.ids import community_of_post, created_at, new_comment_id, post_of_comment
+from schemas.envelope import new_event
+from schemas.events import CommentCreated, CommentDeleted, CommentEdited
+from stores.comments import CommentRef, CommentStore
+from stores.identity import IdentityStore
+from stores.kafka import EventPublisher
+from stores.posts import PostStore, decode_cursor, encode_cursor
+from stores.redis_store import LiveVotes
+
+MAX_LEVELS = 10
+
+
+def comment_view(
+    c: Comment,
+    children: list[dict[str, Any]] | None = None,
+    more_children: int = 0,
+    my_vote: int | None = None,
+) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "comment_id": c.comment_id,
+        "parent_id": c.parent_id,
+        "path": c.path,
+        "depth": c.depth,
+        "author": c.author,
+        "body": c.body,
+        "score": c.score,
+        "upvotes": c.upvotes,
+        "downvotes": c.downvotes,
+        "deleted": c.deleted,
+        "created_at": c.created_at,
+        "edited_at": c.edited_at,
+        "children": children or [],
+        "more_children": more_children,
+    }
+    if my_vote is not None:
+        view["my_vote"] = my_vote
+    return view
+
+
+def thread_view(t: Thread, votes: dict[str, int] | None) -> dict[str, Any]:
+    children = [thread_view(child, votes) for child in t.children]
+    my_vote = votes.get(t.comment.comment_id, 0) if votes is not None else None
+    return comment_view(t.comment, children, t.more_children, my_vote)
+
+
+def _shown_ids(threads: list[Thread]) -> list[str]:
+    ids: list[str] = []
+    stack = list(threads)
+    while stack:
+        t = stack.pop()
+        ids.append(t.comment.comment_id)
+        stack.extend(t.children)
+    return ids
+
+
+class CommentService:
+    def __init__(
+        self,
+        identity: IdentityStore,
+        posts: PostStore,
+        comments: CommentStore,
+        publisher: EventPublisher,
+        live: LiveVotes,
+        archive_days: int,
+    ) -> None:
+        self.identity = identity
+        self.posts = posts
+        self.comments = comments
+        self.publisher = publisher
+        self.live = live
+        self.archive_after = timedelta(days=archive_days)
+
+    async def ping(self) -> None:
+        await self.comments.ping()
+
+    async def create(
+        self, principal: Principal, post_id: str, cmd: CreateComment
+    ) -> dict[str, Any]:
+        post = await self.posts.get(post_id)
+        if created_at(post_id) < datetime.now(UTC) - self.archive_after:
+            raise Archived("comments are closed on archived posts", {"post_id": post_id})
+        community = await self.identity.get_community(post["community_name"])
+        if community.visibility != "public" and not await self.identity.is_member(
+            community.community_id, principal.user_id
+        ):
+            raise Forbidden("only members may comment here", {"community": community.name})
+        parent_path, notify = "", post["author_id"]
+        if cmd.parent_id is not None:
+            parent = await self._find(cmd.parent_id, field="parent_id")
+            if parent.post_id != post_id:
+                raise ValidationFailed(
+                    "the parent comment belongs to another post", {"parent_id": cmd.parent_id}
+                )
+            parent_path, notify = parent.path, None if parent.deleted else parent.author_id
+        check_can_reply(parent_path)
+        path = child_path(parent_path, await self.comments.allocate_slot(post_id, parent_path))
+        now = datetime.now(UTC)
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # CQL keeps milliseconds
+        payload = CommentCreated(
+            comment_id=new_comment_id(post_id),
+            post_id=post_id,
+            community_id=post["community_id"],
+            parent_id=cmd.parent_id,
+            path=path,
+            author_id=principal.user_id,
+            author_name=principal.username,
+            body=cmd.body,
+            parent_author_id=notify,
+            created_at=now,
+        )
+        await self.publisher.publish(new_event(payload, key=post_id))
+        comment = Comment(
+            payload.comment_id,
+            payload.parent_id,
+            path,
+            principal.username,
+            payload.body,
+            False,
+            payload.created_at,
+        )
+        return {"post_id": post_id, **comment_view(comment)}
+
+    async def edit(self, principal: Principal, comment_id: str, cmd: EditComment) -> dict[str, Any]:
+        ref = await self._own(principal, comment_id)
+        payload = CommentEdited(
+            comment_id=comment_id,
+            post_id=ref.post_id,
+            community_id=community_of_post(ref.post_id),
+            path=ref.path,
+            author_id=principal.user_id,
+            author_name=principal.username,
+            body=cmd.body,
+            edited_at=datetime.now(UTC),
+        )
+        await self.publisher.publish(new_event(payload, key=ref.post_id))
+        return {
+            "comment_id": comment_id,
+            "post_id": ref.post_id,
+            "path": ref.path,
+            "body": cmd.body,
+            "edited_at": payload.edited_at,
+        }
+
+    async def delete(self, principal: Principal, comment_id: str) -> dict[str, Any]:
+        ref = await self._own(principal, comment_id)
+        payload = CommentDeleted(
+            comment_id=comment_id,
+            post_id=ref.post_id,
+            community_id=community_of_post(ref.post_id),
+            path=ref.path,
+            author_id=principal.user_id,
+            deleted_at=datetime.now(UTC),
+        )
+        await self.publisher.publish(new_event(payload, key=ref.post_id))
+        return {
+            "comment_id": comment_id,
+            "post_id": ref.post_id,
+            "path": ref.path,
+            "author": DELETED,
+            "body": DELETED,
+            "deleted": True,
+        }
+
+    async def tree(
+        self,
+        post_id: str,
+        principal: Principal | None,
+        *,
+        sort: str,
+        levels: int,
+        limit: int,
+        cursor: str | None,
+        parent_id: str | None,
+    ) -> dict[str, Any]:
+        """Replies of the post (or of `parent_id`: a subtree on demand), `levels` deep."""
+        community_of_post(post_id)  # NotFound for a malformed id, before any read
+        if not 1 <= levels <= MAX_LEVELS:
+            raise ValidationFailed(f"depth must be 1..{MAX_LEVELS}", {"depth": levels})
+        offset = 0
+        if cursor:
+            (offset,) = decode_cursor(cursor, 1)
+            if not isinstance(offset, int) or offset < 0:
+                raise ValidationFailed("cursor is not valid", {"cursor": "malformed"})
+        under = ""
+        if parent_id is not None:
+            parent = await self._find(parent_id, field="parent_id")
+            if parent.post_id != post_id:
+                raise NotFound("comment not found", {"parent_id": parent_id})
+            under = parent.path
+        _post, comments = await asyncio.gather(
+            self.posts.get(post_id), self.comments.thread(post_id, under)
+        )
+        threads, left = arrange(comments, sort, levels, limit, under=under, offset=offset)
+        votes = None
+        if principal is not None:
+            votes = await self.live.directions(principal.user_id, _shown_ids(threads))
+        return {
+            "items": [thread_view(t, votes) for t in threads],
+            "next_cursor": encode_cursor([offset + len(threads)]) if left else None,
+            "more_children": left,
+        }
+
+    async def _find(self, comment_id: str, field: str = "comment_id") -> CommentRef:
+        try:
+            post_id = post_of_comment(comment_id)
+        except NotFound:
+            raise NotFound("comment not found", {field: comment_id}) from None
+        ref = await self.comments.find(post_id, comment_id)
+        if ref is None:
+            raise NotFound("comment not found", {field: comment_id})
+        return ref
+
+    async def _own(self, principal: Principal, comment_id: str) -> CommentRef:
+        ref = await self._find(comment_id)
+        if ref.deleted:
+            raise NotFound("comment was deleted", {"comment_id": comment_id})
+        if ref.author_id != principal.user_id:
+            raise Forbidden("only the author may change a comment", {"comment_id": comment_id})
+        return ref
