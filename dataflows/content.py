@@ -30,7 +30,7 @@ from stores import cql
 from stores.comments import COMMENT_TABLES, CommentWriter
 from stores.posts import upsert_comment_counts, upsert_posts
 from stores.rankings import view_key
-from stores.redis_store import sync_client, target_key
+from stores.redis_store import script_source, sync_client, target_key
 from stores.settings import Settings, get_settings
 
 NAME = "content"
@@ -190,16 +190,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-MAX_FIELD = """
-local held = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
-if tonumber(ARGV[2]) > held then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
-"""
-
-
 def count_sink(settings: Settings) -> FunctionSink[tuple[str, CommentCount]]:
     def factory() -> tuple[Callable[[list[tuple[str, CommentCount]]], None], Callable[[], None]]:
         shards = ShardConnections(settings)
         redis = sync_client(settings.redis_url)
+        set_max = redis.register_script(script_source("set_max_field"))
 
         async def write_rows(counts: list[CommentCount]) -> None:
             for shard, items in shards.group_by_shard(counts, lambda c: c.community_id).items():
@@ -219,7 +214,7 @@ def count_sink(settings: Settings) -> FunctionSink[tuple[str, CommentCount]]:
             # count never goes down, so the larger value wins.
             pipe = redis.pipeline(transaction=False)
             for c in highest.values():
-                pipe.eval(MAX_FIELD, 1, target_key(c.post_id), "cc", c.count)
+                set_max(keys=[target_key(c.post_id)], args=["cc", c.count], client=pipe)
             pipe.execute()
 
         def close() -> None:
