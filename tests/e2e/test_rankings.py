@@ -264,7 +264,8 @@ def test_rebuild_restores_lost_listings(client, settings):
     assert result.returncode == 0, result.stderr[-2000:]
     # listing views are written only at creation (content dataflow) or by the rebuild
     assert all(redis.exists(f"pv:{p}") for p in posts)
-    assert [m.decode() for m in redis.zrevrange(f"rank:{community_id}:top:all", 0, -1)] == want
+    ranked: list[bytes] = redis.zrevrange(f"rank:{community_id}:top:all", 0, -1)  # type: ignore[assignment]
+    assert [m.decode() for m in ranked] == want
     wait_for(
         lambda: [p["post_id"] for p in client.listing(path)["items"]] == want,
         timeout=5,
