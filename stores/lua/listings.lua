@@ -3,30 +3,32 @@
 -- Keys: rank:{community}:{sort} sorted sets, pv:{post} listing view JSON,
 -- t:{post} hash (up, dn, cc), uv:{post} hash (user -> direction), pins:{community}.
 
-local function item(id, user)
+-- One listing item as JSON text. The stored view is a JSON object; the counts are
+-- spliced in before its closing brace (string work, no decode/encode per item).
+local function item(id, user, extra)
   local counts = redis.call('HMGET', 't:' .. id, 'up', 'dn', 'cc')
   local raw = redis.call('GET', 'pv:' .. id)
-  local view
+  local head
   if raw then
-    view = cjson.decode(raw)
+    head = string.sub(raw, 1, -2)
   else
-    view = {post_id = id, missing = true}  -- not cached: the caller reads the shard
+    head = '{"post_id":"' .. id .. '","missing":true'  -- not cached: the caller reads the shard
   end
   local up = tonumber(counts[1]) or 0
   local down = tonumber(counts[2]) or 0
-  view.upvotes = up
-  view.downvotes = down
-  view.score = up - down
-  view.comment_count = tonumber(counts[3]) or 0
+  local parts = {head, ',"upvotes":', up, ',"downvotes":', down, ',"score":', up - down,
+    ',"comment_count":', tonumber(counts[3]) or 0}
   if user ~= '' then
-    view.my_vote = tonumber(redis.call('HGET', 'uv:' .. id, user)) or 0
+    parts[#parts + 1] = ',"my_vote":'
+    parts[#parts + 1] = tonumber(redis.call('HGET', 'uv:' .. id, user)) or 0
   end
-  return view, raw == false
+  if extra then parts[#parts + 1] = extra end
+  parts[#parts + 1] = '}'
+  return table.concat(parts), raw == false
 end
 
 local function encode(items)
-  if #items == 0 then return '[]' end
-  return cjson.encode(items)
+  return '[' .. table.concat(items, ',') .. ']'
 end
 
 -- Entries after a keyset cursor (rank, id): right after the item if it still holds
@@ -52,7 +54,7 @@ local function page_of(entries, limit, user, items, skip)
     if #items >= limit then break end
     local id = entries[i]
     if not skip[id] then
-      local view, absent = item(id, user)
+      local view, absent = item(id, user, nil)
       if absent then missing = missing + 1 end
       items[#items + 1] = view
       last_rank, last_id = entries[i + 1], id
@@ -72,8 +74,7 @@ local function rank_page(keys, args)
     local raw = redis.call('GET', keys[2])
     if raw then
       for _, id in ipairs(cjson.decode(raw)) do
-        local view, absent = item(id, user)
-        view.pinned = true
+        local view, absent = item(id, user, ',"pinned":true')
         if absent then missing = missing + 1 end
         items[#items + 1] = view
         skip[id] = true
