@@ -17,8 +17,13 @@ from stores.settings import Settings
 RETIRED_POOL_GRACE_SECONDS = 30.0
 
 
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """Pooled connections never change session state (no SET, LISTEN or session locks:
+    those get connections of their own), so a release needs no reset round trip."""
+
+
 async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, reset=_keep_session)
     assert pool is not None
     return pool
 

@@ -32,6 +32,7 @@ FEED_SNAPSHOT = 500  # posts frozen per feed snapshot
 FEED_TTL_SECONDS = 900
 COMMUNITY_CACHE_SECONDS = 10.0
 PAGE_CACHE_SECONDS = 0.25  # micro-cache of ranked pages per API process
+SUBSCRIPTIONS_CACHE_SECONDS = 2.0  # a join or leave shows in the feed within this
 PAGE_CACHE_ENTRIES = 10_000
 
 
@@ -65,6 +66,7 @@ class ListingService:
         self.listings = listings
         self.shards = shards
         self._communities: dict[str, tuple[float, str, str]] = {}
+        self._subscriptions: OrderedDict[str, tuple[float, list[str]]] = OrderedDict()
         self._pages: OrderedDict[tuple[str, tuple[str, str] | None, int], RankedPage] = (
             OrderedDict()
         )
@@ -139,7 +141,7 @@ class ListingService:
             set_keys: list[str] = []
             after: tuple[str, str] | None = (rank, post_id)
         else:
-            communities = await self.identity.subscribed_community_ids(principal.user_id)
+            communities = await self._subscribed(principal.user_id)
             snapshot, after = new_id(), None
             set_keys = [rank_key(c, sort, window) for c in communities]
         page = await self.listings.feed_page(
@@ -170,6 +172,18 @@ class ListingService:
                 item = post_view(row, item.get("my_vote") if principal else None)
             filled.append(item)
         return filled
+
+    async def _subscribed(self, user_id: str) -> list[str]:
+        now = time.monotonic()
+        cached = self._subscriptions.get(user_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        communities = await self.identity.subscribed_community_ids(user_id)
+        self._subscriptions[user_id] = (now + SUBSCRIPTIONS_CACHE_SECONDS, communities)
+        self._subscriptions.move_to_end(user_id)
+        while len(self._subscriptions) > PAGE_CACHE_ENTRIES:
+            self._subscriptions.popitem(last=False)
+        return communities
 
     async def _visible_community(self, name: str, principal: Principal | None) -> str:
         cached = self._communities.get(name.lower())
