@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 
-import asyncpg
 from sanic import Sanic
 from sanic.worker.loader import AppLoader
 
 from api.app import create_app as create_platform_app
 from benchmarks import lemmy_baseline
+from stores.pg import create_pool
 from stores.settings import get_settings
 
 
@@ -24,9 +24,8 @@ def create_app() -> Sanic:
     @app.before_server_start
     async def connect(app: Sanic) -> None:
         settings = get_settings()
-        app.ctx.lemmy = await asyncpg.create_pool(
-            settings.dsn(lemmy_baseline.BASELINE_DB), min_size=2, max_size=10
-        )
+        # the same pool settings as the platform's (no reset round trip per release)
+        app.ctx.lemmy = await create_pool(settings.dsn(lemmy_baseline.BASELINE_DB))
 
     @app.after_server_stop
     async def close(app: Sanic) -> None:
