@@ -26,7 +26,7 @@ from domain import ranking
 from domain.ids import created_at
 from schemas.events import PostCreated, PostPinned, ScoreChanged
 from schemas.topics import COMMUNITIES, POSTS, SCORES
-from stores.rankings import SET_LIMIT, pins_key, rank_key
+from stores.rankings import SET_LIMIT, load_library, pins_key, rank_key
 from stores.redis_store import sync_client
 from stores.settings import Settings, get_settings
 
@@ -176,8 +176,9 @@ class RankLogic(op.StatefulLogic[PostSeen | ScoreSeen, RankUpdate, PostState]):
         )
 
 
-def write_ranks(pipe: object, u: RankUpdate) -> list[str]:
-    """Queue the Redis writes for one update; returns the keys to trim."""
+def write_ranks(pipe: object, u: RankUpdate) -> None:
+    """Queue the Redis writes for one update: one function call for every set the post
+    is in (trimmed to SET_LIMIT when it joins one), removals for sets it left."""
     c = u.community_id
     writes: list[tuple[str, float]] = [
         (rank_key(c, "hot"), u.hot),
@@ -193,9 +194,9 @@ def write_ranks(pipe: object, u: RankUpdate) -> list[str]:
     for window in u.windows_out:
         pipe.zrem(rank_key(c, "top", window), u.post_id)  # type: ignore[attr-defined]
         pipe.zrem(rank_key(c, "controversial", window), u.post_id)  # type: ignore[attr-defined]
-    for key, value in writes:
-        pipe.zadd(key, {u.post_id: value})  # type: ignore[attr-defined]
-    return [key for key, _ in writes]
+    keys = [key for key, _ in writes]
+    scores = [repr(score) for _, score in writes]
+    pipe.fcall("rank_write", len(keys), *keys, u.post_id, SET_LIMIT, *scores)  # type: ignore[attr-defined]
 
 
 def rank_row(u: RankUpdate) -> tuple:
@@ -217,6 +218,7 @@ def rank_sink(settings: Settings) -> FunctionSink[tuple[str, RankUpdate]]:
     def factory() -> tuple[Callable[[list[tuple[str, RankUpdate]]], None], Callable[[], None]]:
         shards = ShardConnections(settings)
         redis = sync_client(settings.redis_url)
+        load_library(redis)
 
         async def write_rows(updates: list[RankUpdate]) -> None:
             for shard, items in shards.group_by_shard(updates, lambda u: u.community_id).items():
@@ -230,11 +232,8 @@ def rank_sink(settings: Settings) -> FunctionSink[tuple[str, RankUpdate]]:
                 if held is None or update.rank_seq >= held.rank_seq:
                     latest[update.post_id] = update
             pipe = redis.pipeline(transaction=False)
-            touched: set[str] = set()
             for update in latest.values():
-                touched.update(write_ranks(pipe, update))
-            for key in touched:  # keep the best SET_LIMIT entries of each set
-                pipe.zremrangebyrank(key, 0, -SET_LIMIT - 1)
+                write_ranks(pipe, update)
             pipe.execute()
             shards.run(write_rows(list(latest.values())))
 

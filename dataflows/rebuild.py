@@ -17,7 +17,7 @@ from tqdm import tqdm
 from dataflows.ranking import RankUpdate, write_ranks
 from domain import ranking
 from stores.placement import shard_names
-from stores.rankings import SET_LIMIT, pins_key, view_key
+from stores.rankings import load_library, pins_key, view_key
 from stores.redis_store import sync_client, target_key
 from stores.settings import Settings
 
@@ -58,6 +58,7 @@ def view_of(row: asyncpg.Record) -> bytes:
 
 async def rebuild(settings: Settings) -> int:
     redis = sync_client(settings.redis_url)
+    load_library(redis)
     now = datetime.now(UTC)
     total = 0
     try:
@@ -102,9 +103,8 @@ async def rebuild(settings: Settings) -> int:
 
 def _write(redis: object, rows: list[asyncpg.Record], now: datetime) -> None:
     pipe = redis.pipeline(transaction=False)  # type: ignore[attr-defined]
-    touched: set[str] = set()
     for row in rows:
-        touched.update(write_ranks(pipe, update_of(row, now)))
+        write_ranks(pipe, update_of(row, now))
         pipe.set(view_key(row["post_id"]), view_of(row))
         pipe.hset(
             target_key(row["post_id"]),
@@ -113,8 +113,6 @@ def _write(redis: object, rows: list[asyncpg.Record], now: datetime) -> None:
         # live counters only where Redis has none (the API may have newer ones)
         pipe.hsetnx(target_key(row["post_id"]), "up", row["upvotes"])
         pipe.hsetnx(target_key(row["post_id"]), "dn", row["downvotes"])
-    for key in touched:
-        pipe.zremrangebyrank(key, 0, -SET_LIMIT - 1)
     pipe.execute()
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import redis
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
@@ -56,6 +57,15 @@ def _page(raw: list[Any]) -> Page:
     return Page(_bytes(items), last, int(missing), int(size), int(count))
 
 
+def library_source() -> str:
+    return (LUA / "listings.lua").read_text()
+
+
+def load_library(client: redis.Redis) -> None:
+    """Install (or upgrade) the listing functions from a synchronous client."""
+    client.function_load(library_source(), replace=True)
+
+
 class RankedListings:
     """The API side of the listing read model."""
 
@@ -64,7 +74,7 @@ class RankedListings:
 
     async def load(self) -> None:
         """Install (or upgrade) the function library; idempotent."""
-        await self.client.function_load((LUA / "listings.lua").read_text(), replace=True)  # type: ignore[misc]
+        await self.client.function_load(library_source(), replace=True)  # type: ignore[misc]
 
     async def _call(self, function: str, keys: list[str], args: list[Any]) -> Any:
         try:

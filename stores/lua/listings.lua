@@ -123,6 +123,21 @@ local function my_votes(keys, args)
   return out
 end
 
+-- The ranking dataflow's write of one post into its sets, trimming a set only when
+-- the post joined it (an update of a member cannot grow the set).
+-- KEYS: the sets; ARGV[1] post id, ARGV[2] entries kept per set, ARGV[3..] one score
+-- per set.
+local function rank_write(keys, args)
+  local id, limit = args[1], tonumber(args[2])
+  for i, key in ipairs(keys) do
+    if redis.call('ZADD', key, args[i + 2], id) == 1 then
+      redis.call('ZREMRANGEBYRANK', key, 0, -limit - 1)
+    end
+  end
+  return #keys
+end
+
+redis.register_function('rank_write', rank_write)
 redis.register_function{function_name = 'my_votes', callback = my_votes, flags = {'no-writes'}}
 redis.register_function{function_name = 'rank_page', callback = rank_page, flags = {'no-writes'}}
 redis.register_function('feed_page', feed_page)

@@ -1,0 +1,29 @@
+"""The bounded ranking sets: a post joining a full set trims it to its best entries;
+an update of a member does not."""
+
+from domain.ids import new_id
+from stores.rankings import load_library
+from stores.redis_store import sync_client
+
+
+def test_sets_keep_their_best_entries(stack, settings):
+    redis = sync_client(settings.redis_url)
+    load_library(redis)
+    key = f"rank:test{new_id()}:hot"
+    try:
+        for i, score in enumerate([5, 1, 4, 2, 3]):
+            redis.fcall("rank_write", 1, key, f"p{i}", 3, repr(float(score)))
+        assert redis.zrevrange(key, 0, -1, withscores=True) == [
+            (b"p0", 5.0),
+            (b"p2", 4.0),
+            (b"p4", 3.0),
+        ]
+        # an update of a member moves it without trimming anything else
+        redis.fcall("rank_write", 1, key, "p4", 3, repr(9.0))
+        assert redis.zrevrange(key, 0, -1) == [b"p4", b"p0", b"p2"]
+        # a trimmed post comes back when its rank rises, pushing out the lowest
+        redis.fcall("rank_write", 1, key, "p1", 3, repr(6.0))
+        assert redis.zrevrange(key, 0, -1) == [b"p4", b"p1", b"p0"]
+    finally:
+        redis.delete(key)
+        redis.close()
