@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from confluent_kafka import Consumer, TopicPartition
 
 from domain.votes import Tally
@@ -11,14 +13,14 @@ from schemas.topics import VOTES
 from stores.kafka_admin import end_offsets
 
 
-def recompute(bootstrap: str, targets: set[str]) -> dict[str, tuple[int, int]]:
+def votes_in_log(bootstrap: str) -> Iterator[VoteCast]:
+    """Every valid vote event on the topic now, from offset 0 to the current end."""
     ends = end_offsets(bootstrap, VOTES.name)
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": "agora-recompute", "enable.auto.commit": False}
     )
     consumer.assign([TopicPartition(VOTES.name, p, 0) for p in ends])
     remaining = {p for p, end in ends.items() if end > 0}
-    tallies = {t: Tally() for t in targets}
     try:
         while remaining:
             for msg in consumer.consume(500, timeout=5):
@@ -31,10 +33,15 @@ def recompute(bootstrap: str, targets: set[str]) -> dict[str, tuple[int, int]]:
                     _env, payload = decode(msg.value())
                 except InvalidEvent:
                     continue
-                if isinstance(payload, VoteCast) and payload.target_id in tallies:
-                    tallies[payload.target_id].apply(
-                        payload.user_id, payload.direction, payload.version
-                    )
+                if isinstance(payload, VoteCast):
+                    yield payload
     finally:
         consumer.close()
+
+
+def recompute(bootstrap: str, targets: set[str]) -> dict[str, tuple[int, int]]:
+    tallies = {t: Tally() for t in targets}
+    for vote in votes_in_log(bootstrap):
+        if vote.target_id in tallies:
+            tallies[vote.target_id].apply(vote.user_id, vote.direction, vote.version)
     return {t: (v.upvotes, v.downvotes) for t, v in tallies.items()}
