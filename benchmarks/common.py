@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import statistics
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 
@@ -110,35 +111,31 @@ def run_wrk(url: str, script: str, seconds: int, connections: int, threads: int 
     return WrkResult(rps, p50, p99, int(non.group(1)) if non else 0, total, out)
 
 
-def start_bench_app(port: int = 8100, workers: int = 2) -> subprocess.Popen[bytes]:
-    """The platform API + Lemmy-style baseline routes on one Sanic stack."""
-    import sys
-
+def start_process(
+    args: list[str], ready_url: str, timeout: float = 60.0
+) -> subprocess.Popen[bytes]:
+    """Start `python <args>` and return once `ready_url` answers 200; kill it otherwise."""
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.bench_app",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        [sys.executable, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+            if httpx.get(ready_url, timeout=2).status_code == 200:
                 return proc
         except httpx.HTTPError:
             pass
         if proc.poll() is not None:
-            raise RuntimeError("benchmark app exited")
-        time.sleep(0.2)
+            raise RuntimeError(f"{' '.join(args)} exited before it was ready")
+        time.sleep(0.1)
     proc.kill()
-    raise RuntimeError("benchmark app not ready after 60 s")
+    raise RuntimeError(f"{' '.join(args)} not ready after {timeout:.0f} s")
+
+
+def start_bench_app(port: int = 8100, workers: int = 2) -> subprocess.Popen[bytes]:
+    """The platform API + Lemmy-style baseline routes on one Sanic stack."""
+    args = ["-m", "benchmarks.bench_app", "--port", str(port), "--workers", str(workers)]
+    return start_process(args, f"http://127.0.0.1:{port}/readyz")
 
 
 def ensure_baseline_db() -> None:

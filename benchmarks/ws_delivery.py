@@ -17,7 +17,6 @@ import asyncio
 import json
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +26,8 @@ import httpx
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
-from benchmarks.common import mint_tokens, percentile, seed_posts, summary
+from benchmarks.common import mint_tokens, percentile, seed_posts, start_process, summary
 from stores.settings import get_settings
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -47,21 +44,7 @@ def rss_mib(pid: int) -> float:
 
 
 def start_server(port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ws", "--port", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("push server did not start")
+    return start_process(["-m", "ws", "--port", str(port)], f"http://127.0.0.1:{port}/healthz")
 
 
 async def open_idle(url: str, tokens: list[str], in_flight: int = 200) -> list[ClientConnection]:
