@@ -2,7 +2,7 @@
 
     python -m benchmarks.votes_state_memory [--votes 1000000] [--targets 10000] [--users 100000]
 
-Feeds synthetic vote events through the dataflow's own stateful logic (`TallyLogic`)
+Feeds synthetic vote events through the dataflow's own stateful logic (`TallyFold`)
 and measures the Python heap it retains (tracemalloc) and the pickled snapshot size.
 """
 
@@ -16,7 +16,7 @@ import time
 import tracemalloc
 from datetime import timedelta
 
-from dataflows.votes import TallyLogic
+from dataflows.votes import TallyFold
 from domain.ids import new_id, new_post_id
 from schemas.events import VoteCast
 
@@ -36,7 +36,7 @@ def main() -> None:
     gc.collect()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
-    logics: dict[str, TallyLogic] = {}
+    logics: dict[str, TallyFold] = {}
     started = time.perf_counter()
     for i in range(args.votes):
         user = rng.choice(users)
@@ -52,8 +52,8 @@ def main() -> None:
         )
         logic = logics.get(event.target_id)
         if logic is None:
-            logic = logics[event.target_id] = TallyLogic(None, timedelta(days=180))
-        logic.on_batch([event])
+            logic = logics[event.target_id] = TallyFold(None, timedelta(days=180))
+        logic.apply(event)
     elapsed = time.perf_counter() - started
     gc.collect()
     held = tracemalloc.get_traced_memory()[0] - base

@@ -5,6 +5,10 @@
                                                         rebuild it from offset 0
   python -m dataflows rebuild-rankings                 rebuild Redis listings from shards
   python -m dataflows list
+  python -m dataflows dead-letters [--dataflow NAME]   list dead letters with reasons
+  python -m dataflows dead-letters --republish REF...  re-publish records (after a fix)
+                                                        REF: topic:partition:offset,
+                                                        or --all with --dataflow NAME
 
 `run` keeps its recovery store under `<state>/recovery/NAME` (created on first run) and
 resumes from its last snapshot. `replay` deletes that store and the state NAME
@@ -19,8 +23,6 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,28 +31,12 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 from tqdm import tqdm
 
-from dataflows import common, content, karma, mentions, ranking, rebuild, votes
-from schemas.topics import COMMENTS, COMMUNITIES, POSTS, SCORES, VOTES
+from dataflows import common, dead_letters, rebuild
+from dataflows.bootstrap import JOBS, build
 from stores.kafka_admin import end_offsets
 from stores.settings import Settings, get_settings
 
 RECOVERY_PARTITIONS = 4
-
-
-@dataclass(frozen=True)
-class Job:
-    build: Callable[..., Dataflow]
-    wipe: Callable[[Settings], None]
-    topics: tuple[str, ...]
-
-
-JOBS: dict[str, Job] = {
-    "content": Job(content.build_flow, content.wipe, (POSTS.name, COMMENTS.name)),
-    "votes": Job(votes.build_flow, votes.wipe, (VOTES.name,)),
-    "ranking": Job(ranking.build_flow, ranking.wipe, (POSTS.name, SCORES.name, COMMUNITIES.name)),
-    "karma": Job(karma.build_flow, karma.wipe, (SCORES.name,)),
-    "mentions": Job(mentions.build_flow, mentions.wipe, (POSTS.name, COMMENTS.name)),
-}
 
 
 def recovery_dir(settings: Settings, name: str) -> Path:
@@ -93,8 +79,15 @@ def main() -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["run", "replay", "rebuild-rankings", "list"])
+    parser.add_argument(
+        "command", choices=["run", "replay", "rebuild-rankings", "list", "dead-letters"]
+    )
     parser.add_argument("name", nargs="?", choices=sorted(JOBS))
+    parser.add_argument("--dataflow", choices=sorted(JOBS), help="dead letters of one dataflow")
+    parser.add_argument(
+        "--republish", nargs="*", metavar="REF", help="re-publish records topic:partition:offset"
+    )
+    parser.add_argument("--all", action="store_true", help="with --republish: every listed one")
     parser.add_argument("-w", "--workers", type=int, default=1, help="workers per process")
     parser.add_argument("-i", "--process-id", type=int, default=None)
     parser.add_argument("-a", "--addresses", default=None, help="host:port;host:port")
@@ -104,6 +97,8 @@ def main() -> None:
     if args.command == "list":
         print("\n".join(sorted(JOBS)))
         return
+    if args.command == "dead-letters":
+        sys.exit(dead_letter_command(args))
     if args.command == "rebuild-rankings":
         rebuild.main(get_settings())
         return
@@ -114,7 +109,7 @@ def main() -> None:
     recovery = recovery_dir(settings, args.name)
     if args.command == "run":
         ensure_recovery(recovery)
-        execute(job.build(tail=True, settings=settings), args, recovery)
+        execute(build(args.name, settings, tail=True), args, recovery)
         return
     if not args.yes and sys.stdin.isatty():
         answer = input(f"wipe everything {args.name} derived and rebuild it? [y/N] ")
@@ -129,11 +124,41 @@ def main() -> None:
     progress = threading.Thread(target=show_progress, args=(total, done), daemon=True)
     progress.start()
     try:
-        execute(job.build(tail=False, settings=settings), args, recovery)
+        execute(build(args.name, settings, tail=False), args, recovery)
     finally:
         done.set()
         progress.join()
     print(f"replayed {args.name}: {total} events in {time.monotonic() - started:.1f}s")
+
+
+def dead_letter_command(args: argparse.Namespace) -> int:
+    bootstrap = get_settings().kafka_bootstrap
+    if args.republish is None:
+        listed = dead_letters.list_letters(bootstrap, args.dataflow)
+        for item in listed:
+            d = item.letter
+            repeats = f" (recorded {item.recorded}x)" if item.recorded > 1 else ""
+            print(f"{d.dataflow:<9} {item.ref}  {d.reason}{repeats}")
+        print(f"{len(listed)} dead letter(s)", file=sys.stderr)
+        return 0
+    if args.all:
+        if args.dataflow is None:
+            print("--all needs --dataflow NAME", file=sys.stderr)
+            return 2
+        refs = [i.ref for i in dead_letters.list_letters(bootstrap, args.dataflow)]
+    else:
+        try:
+            refs = [dead_letters.parse_ref(r) for r in args.republish]
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+    copied = dead_letters.republish(bootstrap, refs)
+    for ref in copied:
+        print(f"re-published {ref}")
+    missing = set(refs) - set(copied)
+    for ref in sorted(missing, key=str):
+        print(f"not found: {ref}", file=sys.stderr)
+    return 1 if missing else 0
 
 
 if __name__ == "__main__":

@@ -12,28 +12,40 @@ evicted once the post is archived (the API refuses comments then) and idle.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import bytewax.operators as op
 import orjson
 from bytewax.dataflow import Dataflow, Stream
+from bytewax.inputs import Source
+from bytewax.outputs import Sink
+from cassandra.cluster import Cluster, Session
+from redis import Redis
 
-from dataflows.common import Event, kafka_events
-from dataflows.sinks import FunctionSink, ShardConnections, execute_on_shards
-from dataflows.votes import ARCHIVE_GRACE, IDLE_BEFORE_EVICTION
-from domain.ids import created_at
-from schemas.events import CommentCreated, CommentDeleted, CommentEdited, PostCreated
+from dataflows.common import Event, SourceItem, events
+from dataflows.guard import Guard, Traced
+from dataflows.sinks import ShardConnections, execute_on_shards
+from domain.lifecycle import evictable_at
+from schemas.events import (
+    CommentCreated,
+    CommentDeleted,
+    CommentEdited,
+    DeadLetter,
+    PostCreated,
+)
 from schemas.topics import COMMENTS, POSTS
 from stores import cql
-from stores.comments import COMMENT_TABLES, CommentWriter
+from stores.comments import COMMENT_TABLES
+from stores.comments import CommentWriter as CommentRows
 from stores.posts import upsert_comment_counts, upsert_posts
 from stores.rankings import view_key
 from stores.redis_store import script_source, sync_client, target_key
-from stores.settings import Settings, get_settings
+from stores.settings import Settings
 
 NAME = "content"
+TOPICS = [POSTS.name, COMMENTS.name]
 
 CommentChange = CommentCreated | CommentEdited | CommentDeleted
 
@@ -76,35 +88,33 @@ def listing_view(p: PostCreated) -> bytes:
     )
 
 
-def post_sink(settings: Settings) -> FunctionSink[tuple[str, PostCreated]]:
-    def factory() -> tuple[Callable[[list[tuple[str, PostCreated]]], None], Callable[[], None]]:
-        shards = ShardConnections(settings)
-        redis = sync_client(settings.redis_url)
+class PostWriter:
+    """Post rows into their community's shard, then the vote marker and listing view."""
 
-        async def write_rows(batch: list[tuple[str, PostCreated]]) -> None:
-            for shard, items in shards.group_by_shard(batch, lambda i: i[1].community_id).items():
-                conn = await shards.conn(shard)
-                await upsert_posts(conn, (post_row(eid, p) for eid, p in items))
+    def __init__(self, shards: ShardConnections, redis: Redis) -> None:
+        self.shards = shards
+        self.redis = redis
 
-        def write(batch: list[tuple[str, PostCreated]]) -> None:
-            shards.run(write_rows(batch))
-            # The marker is written after the row commits: a post is votable once readable.
-            pipe = redis.pipeline(transaction=False)
-            for _eid, p in batch:
-                pipe.hset(
-                    target_key(p.post_id),
-                    mapping={"c": p.community_id, "a": p.author_id, "k": "post"},
-                )
-                pipe.set(view_key(p.post_id), listing_view(p))
-            pipe.execute()
+    async def _rows(self, batch: list[tuple[str, PostCreated]]) -> None:
+        for shard, items in self.shards.group_by_shard(batch, lambda i: i[1].community_id).items():
+            conn = await self.shards.conn(shard)
+            await upsert_posts(conn, (post_row(eid, p) for eid, p in items))
 
-        def close() -> None:
-            shards.close()
-            redis.close()
+    def write(self, batch: list[tuple[str, PostCreated]]) -> None:
+        self.shards.run(self._rows(batch))
+        # The marker is written after the row commits: a post is votable once readable.
+        pipe = self.redis.pipeline(transaction=False)
+        for _eid, p in batch:
+            pipe.hset(
+                target_key(p.post_id),
+                mapping={"c": p.community_id, "a": p.author_id, "k": "post"},
+            )
+            pipe.set(view_key(p.post_id), listing_view(p))
+        pipe.execute()
 
-        return write, close
-
-    return FunctionSink(factory)
+    def close(self) -> None:
+        self.shards.close()
+        self.redis.close()
 
 
 def comment_change(event: Event) -> CommentChange | None:
@@ -114,41 +124,37 @@ def comment_change(event: Event) -> CommentChange | None:
     return None
 
 
-def comment_sink(settings: Settings) -> FunctionSink[CommentChange]:
+class CommentWriter:
     """Comment rows into CQL, then the vote marker of each new comment in Redis."""
 
-    def factory() -> tuple[Callable[[list[CommentChange]], None], Callable[[], None]]:
-        cluster, session = cql.connect(settings)
-        writer = CommentWriter(session)
-        redis = sync_client(settings.redis_url)
+    def __init__(self, cluster: Cluster, session: Session, redis: Redis) -> None:
+        self.cluster = cluster
+        self.rows = CommentRows(session)
+        self.redis = redis
 
-        def write(batch: list[CommentChange]) -> None:
-            writer.apply(batch)
-            # Written after the rows: a comment is votable once readable.
-            pipe = redis.pipeline(transaction=False)
-            for c in batch:
-                if isinstance(c, CommentCreated):
-                    pipe.hset(
-                        target_key(c.comment_id),
-                        mapping={"c": c.community_id, "a": c.author_id, "k": "comment"},
-                    )
-            pipe.execute()
+    def write(self, batch: list[CommentChange]) -> None:
+        self.rows.apply(batch)
+        # Written after the rows: a comment is votable once readable.
+        pipe = self.redis.pipeline(transaction=False)
+        for c in batch:
+            if isinstance(c, CommentCreated):
+                pipe.hset(
+                    target_key(c.comment_id),
+                    mapping={"c": c.community_id, "a": c.author_id, "k": "comment"},
+                )
+        pipe.execute()
 
-        def close() -> None:
-            cluster.shutdown()
-            redis.close()
-
-        return write, close
-
-    return FunctionSink(factory)
+    def close(self) -> None:
+        self.cluster.shutdown()
+        self.redis.close()
 
 
 def new_comment(change: CommentChange) -> CommentCreated | None:
     return change if isinstance(change, CommentCreated) else None
 
 
-def by_post(comment: CommentCreated) -> str:
-    return comment.post_id
+def by_post(comment: Traced[CommentCreated]) -> str:
+    return comment.value.post_id
 
 
 @dataclass(frozen=True)
@@ -159,30 +165,30 @@ class CommentCount:
     touched: datetime
 
 
-class CountLogic(op.StatefulBatchLogic[CommentCreated, CommentCount, CommentCount]):
+class CountFold:
     """Counts a post's comments (each comment.created is one comment: ids are unique)."""
 
     def __init__(self, state: CommentCount | None, archive_after: timedelta) -> None:
         self.state = state
         self.archive_after = archive_after
 
-    def on_batch(self, values: list[CommentCreated]) -> tuple[Iterable[CommentCount], bool]:
-        held = self.state or CommentCount(values[0].post_id, values[0].community_id, 0, _now())
-        self.state = replace(held, count=held.count + len(values), touched=_now())
-        return [self.state], op.StatefulBatchLogic.RETAIN
+    def apply(self, value: CommentCreated) -> None:
+        held = self.state or CommentCount(value.post_id, value.community_id, 0, _now())
+        self.state = replace(held, count=held.count + 1, touched=_now())
+
+    def emit(self) -> Iterable[CommentCount]:
+        return [self.state] if self.state is not None else []
 
     def notify_at(self) -> datetime | None:
         if self.state is None:
             return None
-        closes = created_at(self.state.post_id) + self.archive_after + ARCHIVE_GRACE
-        return max(closes, self.state.touched + IDLE_BEFORE_EVICTION)
+        return evictable_at(self.state.post_id, self.state.touched, self.archive_after)
 
     def on_notify(self) -> tuple[Iterable[CommentCount], bool]:
         # The post is archived and idle: its count is final.
-        return (), op.StatefulBatchLogic.DISCARD
+        return (), True
 
-    def snapshot(self) -> CommentCount:
-        assert self.state is not None
+    def snapshot(self) -> CommentCount | None:
         return self.state  # frozen: safe to hand out
 
 
@@ -190,58 +196,66 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def count_sink(settings: Settings) -> FunctionSink[tuple[str, CommentCount]]:
-    def factory() -> tuple[Callable[[list[tuple[str, CommentCount]]], None], Callable[[], None]]:
-        shards = ShardConnections(settings)
-        redis = sync_client(settings.redis_url)
-        set_max = redis.register_script(script_source("set_max_field"))
+class CountWriter:
+    """Each post's comment count into its shard and beside its live score in Redis."""
 
-        async def write_rows(counts: list[CommentCount]) -> None:
-            for shard, items in shards.group_by_shard(counts, lambda c: c.community_id).items():
-                conn = await shards.conn(shard)
-                await upsert_comment_counts(
-                    conn, ((c.post_id, c.community_id, c.count) for c in items)
-                )
+    def __init__(self, shards: ShardConnections, redis: Redis) -> None:
+        self.shards = shards
+        self.redis = redis
+        self.set_max = redis.register_script(script_source("set_max_field"))
 
-        def write(batch: list[tuple[str, CommentCount]]) -> None:
-            highest: dict[str, CommentCount] = {}
-            for _key, c in batch:
-                held = highest.get(c.post_id)
-                if held is None or c.count > held.count:
-                    highest[c.post_id] = c
-            shards.run(write_rows(list(highest.values())))
-            # Listings read the count beside the live score (`t:{post}` field cc); the
-            # count never goes down, so the larger value wins.
-            pipe = redis.pipeline(transaction=False)
-            for c in highest.values():
-                set_max(keys=[target_key(c.post_id)], args=["cc", c.count], client=pipe)
-            pipe.execute()
+    async def _rows(self, counts: list[CommentCount]) -> None:
+        for shard, items in self.shards.group_by_shard(counts, lambda c: c.community_id).items():
+            conn = await self.shards.conn(shard)
+            await upsert_comment_counts(conn, ((c.post_id, c.community_id, c.count) for c in items))
 
-        def close() -> None:
-            shards.close()
-            redis.close()
+    def write(self, batch: list[CommentCount]) -> None:
+        highest: dict[str, CommentCount] = {}
+        for c in batch:
+            held = highest.get(c.post_id)
+            if held is None or c.count > held.count:
+                highest[c.post_id] = c
+        self.shards.run(self._rows(list(highest.values())))
+        # Listings read the count beside the live score (`t:{post}` field cc); the
+        # count never goes down, so the larger value wins.
+        pipe = self.redis.pipeline(transaction=False)
+        for c in highest.values():
+            self.set_max(keys=[target_key(c.post_id)], args=["cc", c.count], client=pipe)
+        pipe.execute()
 
-        return write, close
-
-    return FunctionSink(factory)
+    def close(self) -> None:
+        self.shards.close()
+        self.redis.close()
 
 
-def build_flow(tail: bool = True, settings: Settings | None = None) -> Dataflow:
-    settings = settings or get_settings()
-    archive_after = timedelta(days=settings.vote_archive_days)
+@dataclass(frozen=True)
+class Sinks:
+    posts: Sink[Traced[tuple[str, PostCreated]]]
+    comments: Sink[Traced[CommentChange]]
+    counts: Sink[Traced[CommentCount]]
+
+
+def build_flow(
+    source: Source[SourceItem],
+    sinks: Sinks,
+    dead_letters: Sink[DeadLetter],
+    archive_after: timedelta = timedelta(days=180),
+) -> Dataflow:
     flow = Dataflow(NAME)
-    events = kafka_events(
-        flow, NAME, settings.kafka_bootstrap, [POSTS.name, COMMENTS.name], tail=tail
+    guard = Guard(NAME)
+    records = events(guard, flow, source)
+    posts = guard.map("post_created", records, post_created)
+    op.output("posts_out", posts, sinks.posts)
+    comments: Stream[Traced[CommentChange]] = guard.map("comment_change", records, comment_change)
+    op.output("comments_out", comments, sinks.comments)
+    created = guard.map("comment_created", comments, new_comment)
+    counts = guard.stateful(
+        "comment_count",
+        op.key_on("by_post", created, by_post),
+        lambda resume: CountFold(resume, archive_after),
     )
-    posts = op.filter_map("post_created", events, post_created)
-    op.output("posts_out", posts, post_sink(settings))
-    comments: Stream[CommentChange] = op.filter_map("comment_change", events, comment_change)
-    op.output("comments_out", comments, comment_sink(settings))
-    created = op.key_on("by_post", op.filter_map("comment_created", comments, new_comment), by_post)
-    counts = op.stateful_batch(
-        "comment_count", created, lambda resume: CountLogic(resume, archive_after)
-    )
-    op.output("comment_counts_out", counts, count_sink(settings))
+    op.output("comment_counts_out", counts, sinks.counts)
+    guard.finish(dead_letters)
     return flow
 
 

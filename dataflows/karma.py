@@ -18,33 +18,37 @@ already evicted here would otherwise count again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.outputs import Sink
+from redis import Redis
 
-from dataflows.common import Event, kafka_events
-from dataflows.sinks import FunctionSink, ShardConnections, execute_on_identity
-from dataflows.votes import ARCHIVE_GRACE, IDLE_BEFORE_EVICTION
-from domain.ids import created_at
+from dataflows.common import Event, SourceItem, events
+from dataflows.guard import Guard, Traced
+from dataflows.sinks import ShardConnections, execute_on_identity
 from domain.karma import Karma, KarmaDelta, TargetKarma, contribution, replace_tally
-from schemas.events import ScoreChanged
+from domain.lifecycle import evictable_at
+from schemas.events import DeadLetter, ScoreChanged
 from schemas.topics import SCORES
 from stores.karma import upsert_karma
 from stores.redis_store import karma_key, script_source, sync_client
-from stores.settings import Settings, get_settings
+from stores.settings import Settings
 
 NAME = "karma"
+TOPICS = [SCORES.name]
 
 
 def score_changed(event: Event) -> ScoreChanged | None:
     return event.payload if isinstance(event.payload, ScoreChanged) else None
 
 
-def by_target(score: ScoreChanged) -> str:
-    return score.target_id
+def by_target(score: Traced[ScoreChanged]) -> str:
+    return score.value.target_id
 
 
 @dataclass(frozen=True)
@@ -54,111 +58,130 @@ class Held:
     touched: datetime
 
 
-class TargetLogic(op.StatefulBatchLogic[ScoreChanged, KarmaDelta, Held]):
+class TargetFold:
     """A target's latest contribution; emits what changed for its author."""
 
     def __init__(self, state: Held | None, archive_after: timedelta) -> None:
         self.state = state
         self.archive_after = archive_after
+        self.deltas: list[KarmaDelta] = []
 
-    def on_batch(self, values: list[ScoreChanged]) -> tuple[Iterable[KarmaDelta], bool]:
+    def apply(self, s: ScoreChanged) -> None:
         held = self.state.karma if self.state else None
-        deltas: list[KarmaDelta] = []
-        for s in values:
-            value = contribution(s.score, s.author_vote)
-            held, changed = replace_tally(held, s.author_id, s.target_type, s.seq, value)
-            deltas += changed
-        self.state = Held(values[0].target_id, held, datetime.now(UTC))
-        return deltas, op.StatefulBatchLogic.RETAIN
+        value = contribution(s.score, s.author_vote)
+        held, changed = replace_tally(held, s.author_id, s.target_type, s.seq, value)
+        self.deltas += changed
+        self.state = Held(s.target_id, held, datetime.now(UTC))
+
+    def emit(self) -> Iterable[KarmaDelta]:
+        out, self.deltas = self.deltas, []
+        return out
 
     def notify_at(self) -> datetime | None:
         if self.state is None:
             return None
-        closes = created_at(self.state.target_id) + self.archive_after + ARCHIVE_GRACE
-        return max(closes, self.state.touched + IDLE_BEFORE_EVICTION)
+        return evictable_at(self.state.target_id, self.state.touched, self.archive_after)
 
     def on_notify(self) -> tuple[Iterable[KarmaDelta], bool]:
-        return (), op.StatefulBatchLogic.DISCARD  # voting closed: the contribution is final
+        return (), True  # voting closed: the contribution is final
 
-    def snapshot(self) -> Held:
-        assert self.state is not None
+    def snapshot(self) -> Held | None:
         return self.state  # frozen
 
 
-def by_author(delta: KarmaDelta) -> str:
-    return delta.author_id
+def by_author(delta: Traced[KarmaDelta]) -> str:
+    return delta.value.author_id
 
 
-class AuthorLogic(op.StatefulBatchLogic[KarmaDelta, Karma, Karma]):
+class AuthorFold:
     """An author's running karma; one absolute value out per batch."""
 
     def __init__(self, state: Karma | None) -> None:
         self.state = state
+        self.changed = False
 
-    def on_batch(self, values: list[KarmaDelta]) -> tuple[Iterable[Karma], bool]:
-        held = self.state or Karma(values[0].author_id)
-        self.state = held.add(values)
-        return [self.state], op.StatefulBatchLogic.RETAIN
+    def apply(self, delta: KarmaDelta) -> None:
+        held = self.state or Karma(delta.author_id)
+        self.state = held.add([delta])
+        self.changed = True
 
-    def snapshot(self) -> Karma:
-        assert self.state is not None
+    def emit(self) -> Iterable[Karma]:
+        if not self.changed or self.state is None:
+            return []
+        self.changed = False
+        return [self.state]
+
+    def notify_at(self) -> datetime | None:
+        return None
+
+    def on_notify(self) -> tuple[Iterable[Karma], bool]:
+        return (), False
+
+    def snapshot(self) -> Karma | None:
         return self.state  # frozen
 
 
-def latest_per_author(items: list[tuple[str, Karma]]) -> list[Karma]:
+def latest_per_author(items: list[Karma]) -> list[Karma]:
     latest: dict[str, Karma] = {}
-    for _key, k in items:
+    for k in items:
         held = latest.get(k.user_id)
         if held is None or k.seq > held.seq:
             latest[k.user_id] = k
     return list(latest.values())
 
 
-def karma_sink(settings: Settings) -> FunctionSink[tuple[str, Karma]]:
+class KarmaWriter:
     """Identity database first (the record), then the Redis cache; both keep the newest."""
 
-    def factory() -> tuple[Callable[[list[tuple[str, Karma]]], None], Callable[[], None]]:
-        connections = ShardConnections(settings)
-        redis = sync_client(settings.redis_url)
-        set_if_newer = redis.register_script(script_source("set_if_newer"))
+    def __init__(self, connections: ShardConnections, identity_db: str, redis: Redis) -> None:
+        self.connections = connections
+        self.identity_db = identity_db
+        self.redis = redis
+        self.set_if_newer = redis.register_script(script_source("set_if_newer"))
 
-        async def write_rows(rows: list[Karma]) -> None:
-            conn = await connections.conn(settings.identity_db)
-            await upsert_karma(conn, ((k.user_id, k.post, k.comment, k.seq) for k in rows))
+    async def _rows(self, rows: list[Karma]) -> None:
+        conn = await self.connections.conn(self.identity_db)
+        await upsert_karma(conn, ((k.user_id, k.post, k.comment, k.seq) for k in rows))
 
-        def write(batch: list[tuple[str, Karma]]) -> None:
-            rows = latest_per_author(batch)
-            connections.run(write_rows(rows))
-            pipe = redis.pipeline(transaction=False)
-            for k in rows:
-                set_if_newer(
-                    keys=[karma_key(k.user_id)],
-                    args=[k.seq, "p", k.post, "c", k.comment],
-                    client=pipe,
-                )
-            pipe.execute()
+    def write(self, batch: list[Karma]) -> None:
+        rows = latest_per_author(batch)
+        self.connections.run(self._rows(rows))
+        pipe = self.redis.pipeline(transaction=False)
+        for k in rows:
+            self.set_if_newer(
+                keys=[karma_key(k.user_id)],
+                args=[k.seq, "p", k.post, "c", k.comment],
+                client=pipe,
+            )
+        pipe.execute()
 
-        def close() -> None:
-            connections.close()
-            redis.close()
-
-        return write, close
-
-    return FunctionSink(factory)
+    def close(self) -> None:
+        self.connections.close()
+        self.redis.close()
 
 
-def build_flow(tail: bool = True, settings: Settings | None = None) -> Dataflow:
-    settings = settings or get_settings()
-    archive_after = timedelta(days=settings.vote_archive_days)
+@dataclass(frozen=True)
+class Sinks:
+    karma: Sink[Traced[Karma]]
+
+
+def build_flow(
+    source: Source[SourceItem],
+    sinks: Sinks,
+    dead_letters: Sink[DeadLetter],
+    archive_after: timedelta = timedelta(days=180),
+) -> Dataflow:
     flow = Dataflow(NAME)
-    events = kafka_events(flow, NAME, settings.kafka_bootstrap, [SCORES.name], tail=tail)
-    scores = op.key_on(
-        "by_target", op.filter_map("score_changed", events, score_changed), by_target
+    guard = Guard(NAME)
+    scores = guard.map("score_changed", events(guard, flow, source), score_changed)
+    deltas = guard.stateful(
+        "target",
+        op.key_on("by_target", scores, by_target),
+        lambda resume: TargetFold(resume, archive_after),
     )
-    deltas = op.stateful_batch("target", scores, lambda resume: TargetLogic(resume, archive_after))
-    by_user = op.key_on("by_author", op.key_rm("unkey_target", deltas), by_author)
-    karma = op.stateful_batch("author", by_user, AuthorLogic)
-    op.output("karma_out", karma, karma_sink(settings))
+    karma = guard.stateful("author", op.key_on("by_author", deltas, by_author), AuthorFold)
+    op.output("karma_out", karma, sinks.karma)
+    guard.finish(dead_letters)
     return flow
 
 

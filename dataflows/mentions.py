@@ -16,24 +16,29 @@ it fills in what is missing and recounts unread notifications.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.outputs import Sink
+from redis import Redis
 
-from dataflows.common import Event, kafka_events
-from dataflows.sinks import FunctionSink, ShardConnections
+from dataflows.common import Event, SourceItem, events
+from dataflows.guard import Guard, Traced
+from dataflows.sinks import ShardConnections
 from domain.notifications import Item, Notification, extract_mentions, plan
-from schemas.events import CommentCreated, CommentEdited, PostCreated
+from schemas.events import CommentCreated, CommentEdited, DeadLetter, PostCreated
 from schemas.push import notification_message, notification_view, unread_message
 from schemas.topics import COMMENTS, POSTS
 from stores import notifications as store
 from stores.redis_store import inbox_channel, sync_client, unread_key
-from stores.settings import Settings, get_settings
+from stores.settings import Settings
 
 NAME = "mentions"
+TOPICS = [POSTS.name, COMMENTS.name]
 PUSH_WINDOW = timedelta(hours=24)  # older notifications wait in the inbox, unpushed
 
 
@@ -68,62 +73,64 @@ async def existing_users(conn: asyncpg.Connection, names: set[str]) -> dict[str,
     return {r["name"]: r["user_id"] for r in rows}
 
 
-def notification_sink(settings: Settings) -> FunctionSink[Item]:
-    def factory() -> tuple[Callable[[list[Item]], None], Callable[[], None]]:
-        connections = ShardConnections(settings)
-        redis = sync_client(settings.redis_url)
+class NotificationWriter:
+    def __init__(self, connections: ShardConnections, identity_db: str, redis: Redis) -> None:
+        self.connections = connections
+        self.identity_db = identity_db
+        self.redis = redis
 
-        async def store_and_count(items: list[Item]) -> list[asyncpg.Record]:
-            conn = await connections.conn(settings.identity_db)
-            names = {n for item in items for n in extract_mentions(item.text)}
-            users = await existing_users(conn, names)
-            planned: list[Notification] = [n for item in items for n in plan(item, users)]
-            if not planned:
-                return []
-            recipients = sorted({n.recipient_id for n in planned})
-            async with conn.transaction():
-                await store.lock_inboxes(conn, recipients)
-                await store.insert(conn, planned)
-                fresh = await store.undelivered(
-                    conn, [n.notification_id for n in planned], datetime.now(UTC) - PUSH_WINDOW
-                )
-                counts = await store.unread_counts(conn, recipients)
-                # Still under the locks: no other writer's count can overtake these.
-                pipe = redis.pipeline(transaction=False)
-                for user_id, count in counts.items():
-                    pipe.set(unread_key(user_id), count)
-                    pipe.publish(inbox_channel(user_id), unread_message(count))
-                pipe.execute()
-            return fresh
-
-        def write(batch: list[Item]) -> None:
-            fresh = connections.run(store_and_count(batch))
-            # Published once committed: a server that pushes one can mark it delivered.
-            pipe = redis.pipeline(transaction=False)
-            for row in fresh:
-                pipe.publish(
-                    inbox_channel(row["recipient_id"]),
-                    notification_message(notification_view(row)),
-                )
+    async def _store_and_count(self, items: list[Item]) -> list[asyncpg.Record]:
+        conn = await self.connections.conn(self.identity_db)
+        names = {n for item in items for n in extract_mentions(item.text)}
+        users = await existing_users(conn, names)
+        planned: list[Notification] = [n for item in items for n in plan(item, users)]
+        if not planned:
+            return []
+        recipients = sorted({n.recipient_id for n in planned})
+        async with conn.transaction():
+            await store.lock_inboxes(conn, recipients)
+            await store.insert(conn, planned)
+            fresh = await store.undelivered(
+                conn, [n.notification_id for n in planned], datetime.now(UTC) - PUSH_WINDOW
+            )
+            counts = await store.unread_counts(conn, recipients)
+            # Still under the locks: no other writer's count can overtake these.
+            pipe = self.redis.pipeline(transaction=False)
+            for user_id, count in counts.items():
+                pipe.set(unread_key(user_id), count)
+                pipe.publish(inbox_channel(user_id), unread_message(count))
             pipe.execute()
+        return fresh
 
-        def close() -> None:
-            connections.close()
-            redis.close()
+    def write(self, batch: list[Item]) -> None:
+        fresh = self.connections.run(self._store_and_count(batch))
+        # Published once committed: a server that pushes one can mark it delivered.
+        pipe = self.redis.pipeline(transaction=False)
+        for row in fresh:
+            pipe.publish(
+                inbox_channel(row["recipient_id"]),
+                notification_message(notification_view(row)),
+            )
+        pipe.execute()
 
-        return write, close
+    def close(self) -> None:
+        self.connections.close()
+        self.redis.close()
 
-    return FunctionSink(factory)
+
+@dataclass(frozen=True)
+class Sinks:
+    notifications: Sink[Traced[Item]]
 
 
-def build_flow(tail: bool = True, settings: Settings | None = None) -> Dataflow:
-    settings = settings or get_settings()
+def build_flow(
+    source: Source[SourceItem], sinks: Sinks, dead_letters: Sink[DeadLetter]
+) -> Dataflow:
     flow = Dataflow(NAME)
-    events = kafka_events(
-        flow, NAME, settings.kafka_bootstrap, [POSTS.name, COMMENTS.name], tail=tail
-    )
-    items = op.filter_map("notifiable", events, notifiable)
-    op.output("notifications_out", items, notification_sink(settings))
+    guard = Guard(NAME)
+    items = guard.map("notifiable", events(guard, flow, source), notifiable)
+    op.output("notifications_out", items, sinks.notifications)
+    guard.finish(dead_letters)
     return flow
 
 

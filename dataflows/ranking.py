@@ -12,25 +12,30 @@ enough to rise.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import bytewax.operators as op
 import orjson
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
+from bytewax.inputs import Source
+from bytewax.outputs import Sink
+from redis import Redis
 
-from dataflows.common import Event, kafka_events
-from dataflows.sinks import FunctionSink, ShardConnections, execute_on_shards
+from dataflows.common import Event, SourceItem, events
+from dataflows.guard import Guard, Traced
+from dataflows.sinks import ShardConnections, execute_on_shards
 from domain import ranking
 from domain.ids import created_at
-from schemas.events import PostCreated, PostPinned, ScoreChanged
+from schemas.events import DeadLetter, PostCreated, PostPinned, ScoreChanged
 from schemas.topics import COMMUNITIES, POSTS, SCORES
 from stores.rankings import SET_LIMIT, load_library, pins_key, rank_key
 from stores.redis_store import sync_client
-from stores.settings import Settings, get_settings
+from stores.settings import Settings
 
 NAME = "ranking"
+TOPICS = [POSTS.name, SCORES.name, COMMUNITIES.name]
 RISING_CADENCE = timedelta(seconds=60)
 
 UPSERT_RANK = (
@@ -93,24 +98,33 @@ class PostState:
     windows: tuple[str, ...] = field(default_factory=tuple)
 
 
-def ranking_input(event: Event) -> tuple[str, PostSeen | ScoreSeen] | None:
+def ranking_input(event: Event) -> PostSeen | ScoreSeen | None:
     p = event.payload
     if isinstance(p, PostCreated):
-        return p.post_id, PostSeen(p.post_id, p.community_id, p.created_at)
+        return PostSeen(p.post_id, p.community_id, p.created_at)
     if isinstance(p, ScoreChanged) and p.target_type == "post":
-        return p.target_id, ScoreSeen(p.target_id, p.community_id, p.upvotes, p.downvotes, p.seq)
+        return ScoreSeen(p.target_id, p.community_id, p.upvotes, p.downvotes, p.seq)
     return None
+
+
+def by_post(item: Traced[PostSeen | ScoreSeen]) -> str:
+    return item.value.post_id
 
 
 def pins_input(event: Event) -> PostPinned | None:
     return event.payload if isinstance(event.payload, PostPinned) else None
 
 
-class RankLogic(op.StatefulLogic[PostSeen | ScoreSeen, RankUpdate, PostState]):
+class RankFold:
     def __init__(self, state: PostState | None) -> None:
         self.state = state
+        self.pending: list[RankUpdate] = []
 
-    def on_item(self, value: PostSeen | ScoreSeen) -> tuple[Iterable[RankUpdate], bool]:
+    def emit(self) -> Iterable[RankUpdate]:
+        out, self.pending = self.pending, []
+        return out
+
+    def apply(self, value: PostSeen | ScoreSeen) -> None:
         if self.state is None:
             created = value.created if isinstance(value, PostSeen) else created_at(value.post_id)
             self.state = PostState(value.post_id, value.community_id, created)
@@ -124,16 +138,16 @@ class RankLogic(op.StatefulLogic[PostSeen | ScoreSeen, RankUpdate, PostState]):
                 value.seq,
             )
         else:
-            return (), op.StatefulLogic.RETAIN  # an older tally: nothing changes
-        return [self._update()], op.StatefulLogic.RETAIN
+            return  # an older tally: nothing changes
+        self.pending.append(self._update())
 
     def on_notify(self) -> tuple[Iterable[RankUpdate], bool]:
         if self.state is None:
-            return (), op.StatefulLogic.DISCARD
+            return (), True
         update = self._update()
         # Nothing left to expire or re-rank: the post only changes on votes now.
         settled = update.rising is None and update.windows_in == ("all",)
-        return [update], op.StatefulLogic.DISCARD if settled else op.StatefulLogic.RETAIN
+        return [update], settled
 
     def notify_at(self) -> datetime | None:
         if self.state is None:
@@ -168,9 +182,10 @@ class RankLogic(op.StatefulLogic[PostSeen | ScoreSeen, RankUpdate, PostState]):
         s.windows = windows
         return update
 
-    def snapshot(self) -> PostState:
-        assert self.state is not None
+    def snapshot(self) -> PostState | None:
         s = self.state
+        if s is None:
+            return None
         return PostState(
             s.post_id, s.community_id, s.created, s.upvotes, s.downvotes, s.score_seq, s.windows
         )
@@ -214,68 +229,67 @@ def rank_row(u: RankUpdate) -> tuple:
     )
 
 
-def rank_sink(settings: Settings) -> FunctionSink[tuple[str, RankUpdate]]:
-    def factory() -> tuple[Callable[[list[tuple[str, RankUpdate]]], None], Callable[[], None]]:
-        shards = ShardConnections(settings)
-        redis = sync_client(settings.redis_url)
+class RankWriter:
+    """Ranked sets in Redis, then the rank columns in the post's shard."""
+
+    def __init__(self, shards: ShardConnections, redis: Redis) -> None:
+        self.shards = shards
+        self.redis = redis
         load_library(redis)
 
-        async def write_rows(updates: list[RankUpdate]) -> None:
-            for shard, items in shards.group_by_shard(updates, lambda u: u.community_id).items():
-                conn = await shards.conn(shard)
-                await conn.executemany(UPSERT_RANK, [rank_row(u) for u in items])
+    async def _rows(self, updates: list[RankUpdate]) -> None:
+        for shard, items in self.shards.group_by_shard(updates, lambda u: u.community_id).items():
+            conn = await self.shards.conn(shard)
+            await conn.executemany(UPSERT_RANK, [rank_row(u) for u in items])
 
-        def write(batch: list[tuple[str, RankUpdate]]) -> None:
-            latest: dict[str, RankUpdate] = {}
-            for _key, update in batch:
-                held = latest.get(update.post_id)
-                if held is None or update.rank_seq >= held.rank_seq:
-                    latest[update.post_id] = update
-            pipe = redis.pipeline(transaction=False)
-            for update in latest.values():
-                write_ranks(pipe, update)
-            pipe.execute()
-            shards.run(write_rows(list(latest.values())))
+    def write(self, batch: list[RankUpdate]) -> None:
+        latest: dict[str, RankUpdate] = {}
+        for update in batch:
+            held = latest.get(update.post_id)
+            if held is None or update.rank_seq >= held.rank_seq:
+                latest[update.post_id] = update
+        pipe = self.redis.pipeline(transaction=False)
+        for update in latest.values():
+            write_ranks(pipe, update)
+        pipe.execute()
+        self.shards.run(self._rows(list(latest.values())))
 
-        def close() -> None:
-            shards.close()
-            redis.close()
-
-        return write, close
-
-    return FunctionSink(factory)
+    def close(self) -> None:
+        self.shards.close()
+        self.redis.close()
 
 
-def pins_sink(settings: Settings) -> FunctionSink[PostPinned]:
-    def factory() -> tuple[Callable[[list[PostPinned]], None], Callable[[], None]]:
-        redis = sync_client(settings.redis_url)
+class PinsWriter:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
 
-        def write(batch: list[PostPinned]) -> None:
-            pipe = redis.pipeline(transaction=False)
-            for pinned in batch:  # each event carries the full list: last one wins
-                pipe.set(pins_key(pinned.community_id), orjson.dumps(pinned.pins))
-            pipe.execute()
+    def write(self, batch: list[PostPinned]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for pinned in batch:  # each event carries the full list: last one wins
+            pipe.set(pins_key(pinned.community_id), orjson.dumps(pinned.pins))
+        pipe.execute()
 
-        return write, redis.close
+    def close(self) -> None:
+        self.redis.close()
 
-    return FunctionSink(factory)
+
+@dataclass(frozen=True)
+class Sinks:
+    ranks: Sink[Traced[RankUpdate]]
+    pins: Sink[Traced[PostPinned]]
 
 
-def build_flow(tail: bool = True, settings: Settings | None = None) -> Dataflow:
-    settings = settings or get_settings()
+def build_flow(
+    source: Source[SourceItem], sinks: Sinks, dead_letters: Sink[DeadLetter]
+) -> Dataflow:
     flow = Dataflow(NAME)
-    events = kafka_events(
-        flow,
-        NAME,
-        settings.kafka_bootstrap,
-        [POSTS.name, SCORES.name, COMMUNITIES.name],
-        tail=tail,
-    )
-    keyed = op.filter_map("rank_inputs", events, ranking_input)
-    updates = op.stateful("rank", keyed, RankLogic)
-    op.output("ranks_out", updates, rank_sink(settings))
-    pins = op.filter_map("pins", events, pins_input)
-    op.output("pins_out", pins, pins_sink(settings))
+    guard = Guard(NAME)
+    records = events(guard, flow, source)
+    inputs: Stream[Traced[PostSeen | ScoreSeen]] = guard.map("rank_inputs", records, ranking_input)
+    updates = guard.stateful("rank", op.key_on("by_post", inputs, by_post), RankFold)
+    op.output("ranks_out", updates, sinks.ranks)
+    op.output("pins_out", guard.map("pins", records, pins_input), sinks.pins)
+    guard.finish(dead_letters)
     return flow
 
 

@@ -15,31 +15,36 @@ is past that age plus a grace period and has been idle for an hour.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaSinkMessage
 from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.outputs import Sink
+from cassandra.cluster import Cluster, Session
+from redis import Redis
 
-from dataflows.common import Event, kafka_events, kafka_output
-from dataflows.sinks import FunctionSink, ShardConnections, execute_on_shards
+from dataflows.common import Event, SourceItem, events
+from dataflows.guard import Guard, Traced
+from dataflows.sinks import ShardConnections, execute_on_shards
 from domain.errors import NotFound
-from domain.ids import created_at, post_of_comment
+from domain.ids import post_of_comment
+from domain.lifecycle import evictable_at
 from domain.votes import Tally
 from schemas.envelope import encode, new_event
-from schemas.events import ScoreChanged, VoteCast
-from schemas.topics import SCORES, VOTES
+from schemas.events import DeadLetter, ScoreChanged, VoteCast
+from schemas.topics import VOTES
 from stores import cql
 from stores.comments import SCORE_TABLES, CommentWriter
 from stores.posts import upsert_aggregates
 from stores.redis_store import script_source, sync_client, target_key
-from stores.settings import Settings, get_settings
+from stores.settings import Settings
 
 NAME = "votes"
-ARCHIVE_GRACE = timedelta(days=1)
-IDLE_BEFORE_EVICTION = timedelta(hours=1)
+TOPICS = [VOTES.name]
 
 
 @dataclass(frozen=True)
@@ -63,8 +68,8 @@ def vote_cast(event: Event) -> VoteCast | None:
     return event.payload if isinstance(event.payload, VoteCast) else None
 
 
-def by_target(vote: VoteCast) -> str:
-    return vote.target_id
+def by_target(vote: Traced[VoteCast]) -> str:
+    return vote.value.target_id
 
 
 @dataclass
@@ -77,40 +82,44 @@ class TargetState:
     touched: datetime | None = None
 
 
-class TallyLogic(op.StatefulBatchLogic[VoteCast, TallyOut, TargetState]):
-    """Applies a batch of votes to one target; emits at most one tally per batch."""
+class TallyFold:
+    """Applies votes to one target; emits at most one tally per batch."""
 
     def __init__(self, state: TargetState | None, archive_after: timedelta) -> None:
         self.state = state
         self.archive_after = archive_after
+        self.changed = False
 
-    def on_batch(self, values: list[VoteCast]) -> tuple[Iterable[TallyOut], bool]:
+    def apply(self, vote: VoteCast) -> None:
         if self.state is None:
-            self.state = TargetState(values[0].target_id, Tally())
+            self.state = TargetState(vote.target_id, Tally())
         state = self.state
-        changed = False
-        for vote in values:
-            state.target_type = vote.target_type
-            state.community_id = vote.community_id
-            state.author_id = vote.author_id
-            changed |= state.tally.apply(vote.user_id, vote.direction, vote.version)
+        state.target_type = vote.target_type
+        state.community_id = vote.community_id
+        state.author_id = vote.author_id
+        self.changed |= state.tally.apply(vote.user_id, vote.direction, vote.version)
         state.touched = datetime.now(UTC)
-        return ([tally_out(state)] if changed else []), op.StatefulBatchLogic.RETAIN
+
+    def emit(self) -> Iterable[TallyOut]:
+        if not self.changed or self.state is None:
+            return []
+        self.changed = False
+        return [tally_out(self.state)]
 
     def notify_at(self) -> datetime | None:
         if self.state is None:
             return None
         touched = self.state.touched or datetime.now(UTC)
-        closes = created_at(self.state.target_id) + self.archive_after + ARCHIVE_GRACE
-        return max(closes, touched + IDLE_BEFORE_EVICTION)
+        return evictable_at(self.state.target_id, touched, self.archive_after)
 
     def on_notify(self) -> tuple[Iterable[TallyOut], bool]:
         # Voting has closed and nothing arrived for an hour: the tally is final.
-        return (), op.StatefulBatchLogic.DISCARD
+        return (), True
 
-    def snapshot(self) -> TargetState:
+    def snapshot(self) -> TargetState | None:
         s = self.state
-        assert s is not None
+        if s is None:
+            return None
         tally = Tally(
             s.tally.upvotes,
             s.tally.downvotes,
@@ -137,10 +146,10 @@ def tally_out(s: TargetState) -> TallyOut:
     )
 
 
-def latest_per_target(items: list[tuple[str, TallyOut]]) -> list[TallyOut]:
+def latest_per_target(items: list[TallyOut]) -> list[TallyOut]:
     """Within one sink batch only the newest tally of a target matters."""
     latest: dict[str, TallyOut] = {}
-    for _key, out in items:
+    for out in items:
         held = latest.get(out.target_id)
         if held is None or out.seq > held.seq:
             latest[out.target_id] = out
@@ -159,50 +168,47 @@ def comment_score_row(t: TallyOut) -> tuple[str, str, int, int, int] | None:
     return (post_id, t.target_id, t.upvotes, t.downvotes, t.seq)
 
 
-def tally_sink(settings: Settings) -> FunctionSink[tuple[str, TallyOut]]:
+class TallyWriter:
     """Post tallies into their shard and comment tallies into CQL (both idempotent on
     seq), then the Redis live score."""
 
-    def factory() -> tuple[Callable[[list[tuple[str, TallyOut]]], None], Callable[[], None]]:
-        shards = ShardConnections(settings)
-        cluster, session = cql.connect(settings)
-        comment_writer = CommentWriter(session)
-        redis = sync_client(settings.redis_url)
-        reconcile = redis.register_script(script_source("reconcile_score"))
+    def __init__(
+        self, shards: ShardConnections, cluster: Cluster, session: Session, redis: Redis
+    ) -> None:
+        self.shards = shards
+        self.cluster = cluster
+        self.comments = CommentWriter(session)
+        self.redis = redis
+        self.reconcile = redis.register_script(script_source("reconcile_score"))
 
-        async def write_rows(posts: list[TallyOut]) -> None:
-            for shard, items in shards.group_by_shard(posts, lambda t: t.community_id).items():
-                conn = await shards.conn(shard)
-                await upsert_aggregates(conn, (aggregate_row(t) for t in items))
+    async def _rows(self, posts: list[TallyOut]) -> None:
+        for shard, items in self.shards.group_by_shard(posts, lambda t: t.community_id).items():
+            conn = await self.shards.conn(shard)
+            await upsert_aggregates(conn, (aggregate_row(t) for t in items))
 
-        def write(batch: list[tuple[str, TallyOut]]) -> None:
-            tallies = latest_per_target(batch)
-            posts = [t for t in tallies if t.target_type == "post"]
-            if posts:
-                shards.run(write_rows(posts))
-            comments = [comment_score_row(t) for t in tallies if t.target_type == "comment"]
-            comment_writer.write_scores(row for row in comments if row is not None)
-            pipe = redis.pipeline(transaction=False)
-            for t in tallies:
-                reconcile(
-                    keys=[target_key(t.target_id)],
-                    args=[t.upvotes, t.downvotes, t.version, t.community_id, t.author_id],
-                    client=pipe,
-                )
-            pipe.execute()
+    def write(self, batch: list[TallyOut]) -> None:
+        tallies = latest_per_target(batch)
+        posts = [t for t in tallies if t.target_type == "post"]
+        if posts:
+            self.shards.run(self._rows(posts))
+        comments = [comment_score_row(t) for t in tallies if t.target_type == "comment"]
+        self.comments.write_scores(row for row in comments if row is not None)
+        pipe = self.redis.pipeline(transaction=False)
+        for t in tallies:
+            self.reconcile(
+                keys=[target_key(t.target_id)],
+                args=[t.upvotes, t.downvotes, t.version, t.community_id, t.author_id],
+                client=pipe,
+            )
+        pipe.execute()
 
-        def close() -> None:
-            shards.close()
-            cluster.shutdown()
-            redis.close()
-
-        return write, close
-
-    return FunctionSink(factory)
+    def close(self) -> None:
+        self.shards.close()
+        self.cluster.shutdown()
+        self.redis.close()
 
 
-def score_message(item: tuple[str, TallyOut]) -> KafkaSinkMessage[bytes, bytes]:
-    key, t = item
+def score_message(t: TallyOut) -> KafkaSinkMessage[bytes, bytes]:
     payload = ScoreChanged(
         target_id=t.target_id,
         target_type=t.target_type,  # type: ignore[arg-type]
@@ -215,20 +221,33 @@ def score_message(item: tuple[str, TallyOut]) -> KafkaSinkMessage[bytes, bytes]:
         version=t.version,
         author_vote=t.author_vote,  # type: ignore[arg-type]
     )
+    key = t.target_id
     return KafkaSinkMessage(key=key.encode(), value=encode(new_event(payload, key=key)))
 
 
-def build_flow(tail: bool = True, settings: Settings | None = None) -> Dataflow:
-    settings = settings or get_settings()
-    archive_after = timedelta(days=settings.vote_archive_days)
+@dataclass(frozen=True)
+class Sinks:
+    tallies: Sink[Traced[TallyOut]]
+    scores: Sink[Traced[KafkaSinkMessage[bytes, bytes]]]
+
+
+def build_flow(
+    source: Source[SourceItem],
+    sinks: Sinks,
+    dead_letters: Sink[DeadLetter],
+    archive_after: timedelta = timedelta(days=180),
+) -> Dataflow:
     flow = Dataflow(NAME)
-    events = kafka_events(flow, NAME, settings.kafka_bootstrap, [VOTES.name], tail=tail)
-    votes = op.filter_map("vote_cast", events, vote_cast)
-    keyed = op.key_on("by_target", votes, by_target)
-    tallies = op.stateful_batch("tally", keyed, lambda resume: TallyLogic(resume, archive_after))
-    op.output("tallies_out", tallies, tally_sink(settings))
-    scores = op.map("score_event", tallies, score_message)
-    kafka_output(scores, "scores_out", settings.kafka_bootstrap, SCORES.name)
+    guard = Guard(NAME)
+    votes = guard.map("vote_cast", events(guard, flow, source), vote_cast)
+    tallies = guard.stateful(
+        "tally",
+        op.key_on("by_target", votes, by_target),
+        lambda resume: TallyFold(resume, archive_after),
+    )
+    op.output("tallies_out", tallies, sinks.tallies)
+    op.output("scores_out", guard.map("score_event", tallies, score_message), sinks.scores)
+    guard.finish(dead_letters)
     return flow
 
 

@@ -1,0 +1,118 @@
+"""Wires each dataflow to the production log and stores, like the API's bootstrap.
+
+A dataflow module describes its steps over a source and sinks it is given; this is
+the one place that builds those from the settings (Kafka source, guarded store
+sinks, Kafka outputs, the dead-letter topic). Tests build the same flows over
+`bytewax.testing` sources and sinks instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from bytewax.dataflow import Dataflow
+
+from dataflows import content, karma, mentions, ranking, votes
+from dataflows.sinks import ShardConnections
+from dataflows.wiring import Wiring
+from schemas.topics import SCORES
+from stores import cql
+from stores.redis_store import sync_client
+from stores.settings import Settings
+
+
+def content_flow(w: Wiring) -> Dataflow:
+    s = w.settings
+    sinks = content.Sinks(
+        posts=w.store(
+            "posts_out",
+            lambda: content.PostWriter(ShardConnections(s), sync_client(s.redis_url)),
+        ),
+        comments=w.store(
+            "comments_out",
+            lambda: content.CommentWriter(*cql.connect(s), sync_client(s.redis_url)),
+        ),
+        counts=w.store(
+            "comment_counts_out",
+            lambda: content.CountWriter(ShardConnections(s), sync_client(s.redis_url)),
+        ),
+    )
+    return content.build_flow(w.source(content.TOPICS), sinks, w.dead_letters(), _archive_after(s))
+
+
+def votes_flow(w: Wiring) -> Dataflow:
+    s = w.settings
+    sinks = votes.Sinks(
+        tallies=w.store(
+            "tallies_out",
+            lambda: votes.TallyWriter(
+                ShardConnections(s), *cql.connect(s), sync_client(s.redis_url)
+            ),
+        ),
+        scores=w.topic("scores_out", SCORES.name),
+    )
+    return votes.build_flow(w.source(votes.TOPICS), sinks, w.dead_letters(), _archive_after(s))
+
+
+def ranking_flow(w: Wiring) -> Dataflow:
+    s = w.settings
+    sinks = ranking.Sinks(
+        ranks=w.store(
+            "ranks_out",
+            lambda: ranking.RankWriter(ShardConnections(s), sync_client(s.redis_url)),
+        ),
+        pins=w.store("pins_out", lambda: ranking.PinsWriter(sync_client(s.redis_url))),
+    )
+    return ranking.build_flow(w.source(ranking.TOPICS), sinks, w.dead_letters())
+
+
+def karma_flow(w: Wiring) -> Dataflow:
+    s = w.settings
+    sinks = karma.Sinks(
+        karma=w.store(
+            "karma_out",
+            lambda: karma.KarmaWriter(ShardConnections(s), s.identity_db, sync_client(s.redis_url)),
+        )
+    )
+    return karma.build_flow(w.source(karma.TOPICS), sinks, w.dead_letters(), _archive_after(s))
+
+
+def mentions_flow(w: Wiring) -> Dataflow:
+    s = w.settings
+    sinks = mentions.Sinks(
+        notifications=w.store(
+            "notifications_out",
+            lambda: mentions.NotificationWriter(
+                ShardConnections(s), s.identity_db, sync_client(s.redis_url)
+            ),
+        )
+    )
+    return mentions.build_flow(w.source(mentions.TOPICS), sinks, w.dead_letters())
+
+
+def _archive_after(settings: Settings) -> timedelta:
+    return timedelta(days=settings.vote_archive_days)
+
+
+@dataclass(frozen=True)
+class Job:
+    """An operator's unit: how to build the flow, what it reads, how to wipe its views."""
+
+    build: Callable[[Wiring], Dataflow]
+    wipe: Callable[[Settings], None]
+    topics: tuple[str, ...]
+
+
+JOBS: dict[str, Job] = {
+    "content": Job(content_flow, content.wipe, tuple(content.TOPICS)),
+    "votes": Job(votes_flow, votes.wipe, tuple(votes.TOPICS)),
+    "ranking": Job(ranking_flow, ranking.wipe, tuple(ranking.TOPICS)),
+    "karma": Job(karma_flow, karma.wipe, tuple(karma.TOPICS)),
+    "mentions": Job(mentions_flow, mentions.wipe, tuple(mentions.TOPICS)),
+}
+
+
+def build(name: str, settings: Settings, *, tail: bool = True) -> Dataflow:
+    return JOBS[name].build(Wiring(settings, name, tail))

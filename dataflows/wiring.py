@@ -1,0 +1,172 @@
+"""Production inputs and outputs of the dataflows: Kafka in, guarded store sinks, Kafka
+out, dead letters to their topic. `dataflows/bootstrap.py` plugs these into each
+dataflow; the unit tests plug in `bytewax.testing` instead."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from bytewax.connectors.kafka import KafkaSinkMessage, KafkaSource
+from bytewax.inputs import Source
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from confluent_kafka import KafkaError as ConfluentError
+from confluent_kafka import KafkaException, Message, Producer
+
+from dataflows.common import SourceItem
+from dataflows.guard import Backoff, BatchWriter, GuardedSink, LetterBox, describe
+from schemas.envelope import encode, new_event
+from schemas.events import DeadLetter
+from schemas.topics import DEAD_LETTER
+from stores.kafka import producer_config
+from stores.settings import Settings
+
+X = TypeVar("X")
+log = logging.getLogger("dataflows")
+
+# librdkafka errors about one message rather than the broker: a dead letter, not a wait.
+RECORD_KAFKA_ERRORS = frozenset(
+    {
+        ConfluentError.MSG_SIZE_TOO_LARGE,
+        ConfluentError.INVALID_MSG,
+        ConfluentError.INVALID_MSG_SIZE,
+        ConfluentError.RECORD_LIST_TOO_LARGE,
+        ConfluentError.INVALID_RECORD,
+    }
+)
+
+
+class RecordRejected(ValueError):
+    """The broker refused one message for what it is (too large, invalid)."""
+
+
+class TopicWriter:
+    """Produces a batch and returns only once every message is acknowledged (acks=all).
+
+    A batch with undelivered messages raises: a refusal of the message itself as
+    RecordRejected (a record fault), anything else as KafkaException (transient), so
+    the guarded sink waits and sends again; the topic's consumers are idempotent.
+    """
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.topic = topic
+        self.producer = Producer(producer_config(bootstrap, **{"delivery.timeout.ms": 30000}))
+
+    def write(self, batch: list[KafkaSinkMessage[bytes, bytes]]) -> None:
+        failures: list[ConfluentError] = []
+
+        def on_delivery(err: ConfluentError | None, _msg: Message) -> None:
+            if err is not None:
+                failures.append(err)
+
+        for msg in batch:
+            while True:
+                try:
+                    self.producer.produce(
+                        msg.topic or self.topic,
+                        value=msg.value,
+                        key=msg.key,
+                        headers=list(msg.headers),
+                        on_delivery=on_delivery,
+                    )
+                    break
+                except BufferError:
+                    self.producer.poll(0.1)  # the local queue is full: let it drain
+        remaining = self.producer.flush(60)
+        if remaining:
+            raise KafkaException(ConfluentError(ConfluentError._TIMED_OUT, "flush timed out"))
+        if failures:
+            if len(batch) == 1 and failures[0].code() in RECORD_KAFKA_ERRORS:
+                raise RecordRejected(failures[0].str())
+            raise KafkaException(failures[0])
+
+    def close(self) -> None:
+        self.producer.flush(10)
+
+
+class KafkaLetterBox:
+    """Dead letters onto their topic, keyed by source topic; durable when publish returns."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.writer = TopicWriter(bootstrap, DEAD_LETTER.name)
+
+    def publish(self, letters: list[DeadLetter]) -> None:
+        self.writer.write([letter_message(d) for d in letters])
+
+
+def letter_message(letter: DeadLetter) -> KafkaSinkMessage[bytes, bytes]:
+    envelope = new_event(letter, key=letter.source_topic or letter.dataflow)
+    return KafkaSinkMessage(key=envelope.key.encode(), value=encode(envelope))
+
+
+class _LetterPartition(StatelessSinkPartition[DeadLetter]):
+    def __init__(self, box: LetterBox, backoff: Backoff) -> None:
+        self.box = box
+        self.backoff = backoff
+
+    def write_batch(self, items: list[DeadLetter]) -> None:
+        attempt = 0
+        while True:
+            try:
+                self.box.publish(items)
+                for d in items:
+                    log.warning(
+                        "dead letter from %s at %s/%d/%d: %s",
+                        d.dataflow,
+                        d.source_topic,
+                        d.partition,
+                        d.offset,
+                        d.reason[:300],
+                    )
+                return
+            except Exception as exc:
+                delay = self.backoff.delay(attempt)
+                log.warning("dead letters not yet published (%s), retrying", describe(exc))
+                time.sleep(delay)
+                attempt += 1
+
+
+class LetterSink(DynamicSink[DeadLetter]):
+    """The dataflow's own dead letters (decode, checks, step logic)."""
+
+    def __init__(self, open_box: Callable[[], LetterBox]) -> None:
+        self.open_box = open_box
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _LetterPartition:
+        return _LetterPartition(self.open_box(), Backoff())
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """Builds the production sources and sinks of one dataflow."""
+
+    settings: Settings
+    dataflow: str
+    tail: bool = True
+
+    def source(self, topics: list[str]) -> Source[SourceItem]:
+        return KafkaSource(
+            [self.settings.kafka_bootstrap],
+            topics,
+            tail=self.tail,
+            add_config={"fetch.wait.max.ms": "20"},
+            raise_on_errors=False,
+        )
+
+    def letter_box(self) -> LetterBox:
+        return KafkaLetterBox(self.settings.kafka_bootstrap)
+
+    def dead_letters(self) -> LetterSink:
+        return LetterSink(self.letter_box)
+
+    def store(self, step_id: str, open_writer: Callable[[], BatchWriter[X]]) -> GuardedSink[X]:
+        return GuardedSink(self.dataflow, step_id, open_writer, self.letter_box)
+
+    def topic(self, step_id: str, topic: str) -> GuardedSink[KafkaSinkMessage[bytes, bytes]]:
+        bootstrap = self.settings.kafka_bootstrap
+        return GuardedSink(
+            self.dataflow, step_id, lambda: TopicWriter(bootstrap, topic), self.letter_box
+        )
