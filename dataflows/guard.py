@@ -36,8 +36,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream
 from bytewax.outputs import DynamicSink, Sink, StatelessSinkPartition
 
-from domain.errors import DomainError
-from schemas.events import DeadLetter
+from schemas.events import DeadLetter, escape_controls
 
 X = TypeVar("X")
 Y = TypeVar("Y")
@@ -80,13 +79,13 @@ def letter(dataflow: str, step: str, origin: Origin, reason: str) -> DeadLetter:
         partition=origin.partition,
         offset=origin.offset,
         dataflow=dataflow,
-        reason=f"{step}: {reason}"[:REASON_LIMIT],
-        raw=raw.replace("\x00", "\\u0000"),
+        reason=escape_controls(f"{step}: {reason}"[:REASON_LIMIT]),
+        raw=escape_controls(raw),
     )
 
 
 def describe(exc: BaseException) -> str:
-    text = str(exc).strip().replace("\x00", "\\u0000")
+    text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -103,46 +102,38 @@ class Fault(Enum):
 # (an index row too large).
 RECORD_SQLSTATE_CLASSES = ("21", "22", "23", "54")
 RECORD_SQLSTATES = ("42804", "42P18", "42883")  # datatype mismatch, indeterminate, no function
-# Exceptions the platform's own code raises for one bad value.
-RECORD_ERRORS: tuple[type[BaseException], ...] = (
-    ValueError,  # includes UnicodeError and pydantic's ValidationError
-    TypeError,
-    KeyError,
-    IndexError,
-    AttributeError,
-    ArithmeticError,
-    AssertionError,
-    RecursionError,
-    DomainError,  # the domain refusing a value (a malformed id, say)
-)
+# Errors of a store client that mean "the server, not the data": connection and
+# timeout trouble (OSError covers refused and reset connections).
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OSError, ConnectionError, TimeoutError)
 
 
 def classify(exc: BaseException) -> Fault:
-    """A record fault or a transient one (see the module docstring)."""
+    """A record fault or a transient one (see the module docstring).
+
+    Store clients are judged by what they say (SQLSTATE, error class); whatever
+    else raises (the platform's own code, a library refusing a value) is about the
+    record, so it cannot wedge the flow by being retried forever.
+    """
     sqlstate = getattr(exc, "sqlstate", None)
     if isinstance(sqlstate, str):  # asyncpg server errors carry their SQLSTATE
         if sqlstate[:2] in RECORD_SQLSTATE_CLASSES or sqlstate in RECORD_SQLSTATES:
             return Fault.RECORD
         return Fault.TRANSIENT
+    if isinstance(exc, TRANSIENT_ERRORS):
+        return Fault.TRANSIENT
     module = type(exc).__module__
     name = type(exc).__name__
     if module.startswith("cassandra"):
-        return (
-            Fault.RECORD
-            if name in ("InvalidRequest", "ConfigurationException")
-            else (Fault.TRANSIENT)
-        )
+        return Fault.RECORD if name == "InvalidRequest" else Fault.TRANSIENT
     if module.startswith("redis"):
         # A script or command refusing a value; connection trouble is transient.
         return Fault.RECORD if name in ("ResponseError", "DataError") else Fault.TRANSIENT
     if module.startswith("asyncpg"):
         # Client-side: a value the driver cannot encode is the record's fault.
         return Fault.RECORD if name == "DataError" else Fault.TRANSIENT
-    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+    if module.startswith(("confluent_kafka", "cimpl")):
         return Fault.TRANSIENT
-    if isinstance(exc, RECORD_ERRORS):
-        return Fault.RECORD
-    return Fault.TRANSIENT
+    return Fault.RECORD
 
 
 @dataclass(frozen=True)

@@ -230,7 +230,8 @@ def rank_row(u: RankUpdate) -> tuple:
 
 
 class RankWriter:
-    """Ranked sets in Redis, then the rank columns in the post's shard."""
+    """The rank columns in the post's shard, then the ranked sets in Redis (a row the
+    shard refuses never reaches a listing)."""
 
     def __init__(self, shards: ShardConnections, redis: Redis) -> None:
         self.shards = shards
@@ -248,11 +249,11 @@ class RankWriter:
             held = latest.get(update.post_id)
             if held is None or update.rank_seq >= held.rank_seq:
                 latest[update.post_id] = update
+        self.shards.run(self._rows(list(latest.values())))
         pipe = self.redis.pipeline(transaction=False)
         for update in latest.values():
             write_ranks(pipe, update)
         pipe.execute()
-        self.shards.run(self._rows(list(latest.values())))
 
     def close(self) -> None:
         self.shards.close()

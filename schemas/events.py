@@ -2,51 +2,76 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas import topics
+
+# C0 control characters and DEL, except tab, newline and carriage return: no text on
+# the log carries them (Postgres refuses NUL outright; the rest are never content).
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+INT32 = 2**31 - 1
+INT64 = 2**63 - 1
+
+Id = Annotated[str, Field(min_length=1, max_length=200)]
+Name = Annotated[str, Field(min_length=1, max_length=64)]
+Count = Annotated[int, Field(ge=0, le=INT32)]
+
+
+def escape_controls(text: str) -> str:
+    return CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 class Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def no_control_characters(cls, value: object) -> object:
+        for text in value if isinstance(value, list) else (value,):
+            if isinstance(text, str):
+                found = CONTROL.search(text)
+                if found is not None:
+                    raise ValueError(f"contains control character U+{ord(found.group()):04X}")
+        return value
+
 
 class UserRegistered(Payload):
-    user_id: str
-    username: str
+    user_id: Id
+    username: Name
     created_at: datetime
 
 
 class CommunityCreated(Payload):
-    community_id: str
-    name: str
-    description: str
+    community_id: Id
+    name: Name
+    description: str = Field(max_length=500)
     visibility: Literal["public", "restricted", "private"]
-    creator_id: str
+    creator_id: Id
     created_at: datetime
 
 
 class MembershipChanged(Payload):
-    community_id: str
-    user_id: str
+    community_id: Id
+    user_id: Id
     joined: bool
-    member_count: int
+    member_count: Count
 
 
 class PostCreated(Payload):
-    post_id: str
-    community_id: str
-    community_name: str
-    author_id: str
-    author_name: str
+    post_id: Id
+    community_id: Id
+    community_name: Name
+    author_id: Id
+    author_name: Name
     title: str = Field(min_length=1, max_length=300)
     kind: Literal["text", "link", "media"]
-    body: str | None = None
-    url: str | None = None
-    media_id: str | None = None
+    body: str | None = Field(default=None, max_length=40000)
+    url: str | None = Field(default=None, max_length=2000)
+    media_id: Id | None = None
     created_at: datetime
 
 
@@ -61,25 +86,25 @@ class CommentCreated(Payload):
     post's author for a top-level comment (None when the parent was deleted).
     """
 
-    comment_id: str
-    post_id: str
-    community_id: str
-    parent_id: str | None = None
+    comment_id: Id
+    post_id: Id
+    community_id: Id
+    parent_id: Id | None = None
     path: str = Field(pattern=COMMENT_PATH)
-    author_id: str
-    author_name: str
+    author_id: Id
+    author_name: Name
     body: str = Field(min_length=1, max_length=10000)
-    parent_author_id: str | None = None
+    parent_author_id: Id | None = None
     created_at: datetime
 
 
 class CommentEdited(Payload):
-    comment_id: str
-    post_id: str
-    community_id: str
+    comment_id: Id
+    post_id: Id
+    community_id: Id
     path: str = Field(pattern=COMMENT_PATH)
-    author_id: str
-    author_name: str
+    author_id: Id
+    author_name: Name
     body: str = Field(min_length=1, max_length=10000)
     edited_at: datetime
 
@@ -87,54 +112,63 @@ class CommentEdited(Payload):
 class CommentDeleted(Payload):
     """The comment keeps its place in the tree; its body and author become [deleted]."""
 
-    comment_id: str
-    post_id: str
-    community_id: str
+    comment_id: Id
+    post_id: Id
+    community_id: Id
     path: str = Field(pattern=COMMENT_PATH)
-    author_id: str
+    author_id: Id
     deleted_at: datetime
 
 
 class VoteCast(Payload):
     """One accepted vote transition; `version` is per target, from the API's Redis script."""
 
-    user_id: str
-    target_id: str
+    user_id: Id
+    target_id: Id
     target_type: Literal["post", "comment"]
-    community_id: str
-    author_id: str
+    community_id: Id
+    author_id: Id
     direction: Literal[-1, 0, 1]
     previous: Literal[-1, 0, 1]
-    version: int = Field(gt=0)
+    version: int = Field(gt=0, le=INT64)
 
 
 class ScoreChanged(Payload):
     """A target's authoritative tally; `seq` strictly increases per target."""
 
-    target_id: str
+    target_id: Id
     target_type: Literal["post", "comment"]
-    community_id: str
-    author_id: str
-    upvotes: int
-    downvotes: int
-    score: int
-    seq: int
-    version: int
+    community_id: Id
+    author_id: Id
+    upvotes: Count
+    downvotes: Count
+    score: int = Field(ge=-INT32, le=INT32)
+    seq: int = Field(ge=0, le=INT64)
+    version: int = Field(ge=0, le=INT64)
     # The author's own vote on the target, counted in the tally; karma leaves it out.
     author_vote: Literal[-1, 0, 1] = 0
+
+    @model_validator(mode="after")
+    def score_is_the_difference(self) -> ScoreChanged:
+        if self.score != self.upvotes - self.downvotes:
+            raise ValueError("score must equal upvotes - downvotes")
+        return self
 
 
 class PostPinned(Payload):
     """A community's pinned posts after a moderator pinned or unpinned one."""
 
-    community_id: str
-    post_id: str
+    community_id: Id
+    post_id: Id
     pinned: bool
-    pins: list[str]
-    actor_id: str
+    pins: list[Id] = Field(max_length=10)
+    actor_id: Id
 
 
 class DeadLetter(Payload):
+    """A record a dataflow could not use; `reason` and `raw` have control characters
+    escaped (`escape_controls`), so a dead letter itself always encodes."""
+
     source_topic: str
     partition: int
     offset: int

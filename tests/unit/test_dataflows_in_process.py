@@ -44,7 +44,7 @@ def test_content_materialises_good_records_and_dead_letters_poison() -> None:
     )
     run_main(flow)
     assert [p.value[1].post_id for p in posts] == [good.post_id, later.post_id]
-    assert [c.value.comment_id for c in comments][0] == c1.comment_id
+    assert comments[0].value.comment_id == c1.comment_id
     assert len(comments) == 2
     assert max(c.value.count for c in counts) == 2
     assert letters_at(letters) == [
@@ -140,7 +140,9 @@ def test_a_step_that_raises_dead_letters_only_that_record(monkeypatch: Any) -> N
     out: list[Any] = []
     letters: list[DeadLetter] = []
     flow = content.build_flow(
-        log.source(), content.Sinks(sink(out), sink([]), sink([])), sink(letters),
+        log.source(),
+        content.Sinks(sink(out), sink([]), sink([])),
+        sink(letters),
         timedelta(days=1),
     )
     run_main(flow)

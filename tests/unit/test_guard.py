@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 import redis
-from cassandra import InvalidRequest, OperationTimedOut
+from cassandra import InvalidRequest, OperationTimedOut  # type: ignore[attr-defined]
 from cassandra.cluster import NoHostAvailable
 
 from dataflows.guard import Backoff, Fault, GuardedPartition, Origin, Traced, classify
@@ -56,7 +56,7 @@ def test_poison_in_a_batch_is_found_and_the_rest_written() -> None:
     values = [f"row{i}" for i in range(16)]
     values[5] = "bad\x00"
     values[11] = "worse\x00"
-    store, box, sleeps = Store(), Box(), []
+    store, box, sleeps = Store(), Box(), list[float]()
     partition(store, box, sleeps).write_batch(traced(values))
     assert sorted(store.rows) == sorted(v for v in values if "\x00" not in v)
     assert len(store.rows) == 14  # every good record exactly once
@@ -67,7 +67,7 @@ def test_poison_in_a_batch_is_found_and_the_rest_written() -> None:
 
 
 def test_a_down_store_is_retried_with_backoff_and_nothing_is_dead_lettered() -> None:
-    store, box, sleeps = Store(down=4), Box(), []
+    store, box, sleeps = Store(down=4), Box(), list[float]()
     partition(store, box, sleeps).write_batch(traced(["a", "b"]))
     assert store.rows == ["a", "b"]
     assert box.letters == []
@@ -94,6 +94,7 @@ def test_a_down_store_is_retried_with_backoff_and_nothing_is_dead_lettered() -> 
         (redis.ResponseError("script: bad value"), Fault.RECORD),
         (redis.ConnectionError("refused"), Fault.TRANSIENT),
         (redis.BusyLoadingError("loading"), Fault.TRANSIENT),
+        (RuntimeError("from our code"), Fault.RECORD),
         (ValueError("bad"), Fault.RECORD),
         (KeyError("k"), Fault.RECORD),
         (NotFound("post not found"), Fault.RECORD),
