@@ -5,7 +5,7 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 PYTHON="${PYTHON:-python3}"
 cd "$REPO_ROOT"
 stamp=".state/.pip-$(sha256sum pyproject.toml | cut -c1-16)"
-if [ -f "$stamp" ] && "$PYTHON" -c 'import bytewax, sanic, asyncpg, confluent_kafka, pytest' 2>/dev/null; then
+if [ -f "$stamp" ] && "$PYTHON" -c 'import bytewax, sanic, asyncpg, confluent_kafka, pytest, supervisor' 2>/dev/null; then
   exit 0
 fi
 echo "[install] pip install -e '.[dev]'"

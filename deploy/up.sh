@@ -14,5 +14,6 @@ cat <<EOF2
   health       http://127.0.0.1:${API_PORT:-8000}/readyz   metrics: /metrics
   dataflows    python -m dataflows list | run NAME -w N | replay NAME
   settings     .state/stack.env      logs: .state/platform/*.log, .state/*/logs
+  processes    bash deploy/platform.sh status   (supervisord: state, uptime, restarts)
   stop         bash deploy/platform.sh down && bash deploy/stack.sh down
 EOF2
