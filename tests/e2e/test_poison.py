@@ -211,12 +211,11 @@ def expected(bad: list[Ref]) -> set[tuple[str, Ref]]:
 
 
 def test_good_events_flow_and_no_dataflow_exits(client, platform, poisoned) -> None:
+    def readable(post_id: str) -> Callable[[], bool]:
+        return lambda: client.http.get(f"/posts/{post_id}").status_code == 200
+
     for post_id in poisoned["goods"]:
-        wait_for(
-            lambda p=post_id: client.http.get(f"/posts/{p}").status_code == 200,
-            timeout=30,
-            what=f"good post {post_id}",
-        )
+        wait_for(readable(post_id), timeout=30, what=f"good post {post_id}")
     wait_for(
         lambda: client.get_post(poisoned["good_post"])["score"] == 1,
         timeout=30,
