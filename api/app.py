@@ -9,7 +9,7 @@ from sanic import HTTPResponse, Request, Sanic
 
 from api import errors, openapi
 from api.bootstrap import bootstrap
-from api.http import json
+from api.http import check_parameters, json
 from api.routes import (
     auth,
     comments,
@@ -65,6 +65,7 @@ def create_app(name: str = "agora") -> Sanic:
     @app.on_request
     async def started(request: Request) -> None:
         request.ctx.started = time.perf_counter()
+        check_parameters(request)
 
     @app.on_response
     async def observed(request: Request, response: HTTPResponse) -> None:

@@ -1,16 +1,89 @@
-"""Request bodies as commands: strict shapes, unknown fields refused."""
+"""Request bodies as commands: strict shapes, unknown fields refused.
+
+Text hygiene is checked once, for every field of every command: no C0 control
+character (U+0000-U+001F) and no DEL (U+007F). Fields typed `Multiline` may also
+hold tab and newline; a CRLF line end in them is stored as LF.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from functools import cache
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 NAME = r"^[A-Za-z0-9_]+$"
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_EXCEPT_TAB_NEWLINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+class _MultilineText:
+    """Marks a text field that may contain tab and newline (bodies, descriptions)."""
+
+
+MULTILINE = _MultilineText()
+Multiline = Annotated[str, MULTILINE]
+
+
+def control_character(value: str, multiline: bool = False) -> str | None:
+    """A description of the first control character `value` must not contain, else None."""
+    found = (CONTROL_EXCEPT_TAB_NEWLINE if multiline else CONTROL).search(value)
+    if found is None:
+        return None
+    return f"U+{ord(found.group()):04X} at position {found.start()}"
+
+
+def _marked_multiline(annotation: Any) -> bool:
+    if MULTILINE in getattr(annotation, "__metadata__", ()):
+        return True
+    return any(_marked_multiline(arg) for arg in get_args(annotation))
+
+
+@cache
+def _is_multiline(command: type[BaseModel], field_name: str) -> bool:
+    field = command.model_fields.get(field_name)
+    if field is None:
+        return False
+    return MULTILINE in field.metadata or _marked_multiline(field.annotation)
+
+
+def _clean(value: Any, multiline: bool) -> Any:
+    if isinstance(value, str):
+        if multiline:
+            value = value.replace("\r\n", "\n")
+        bad = control_character(value, multiline)
+        if bad is not None:
+            allowed = " other than tab and newline" if multiline else ""
+            raise PydanticCustomError(
+                "control_character",
+                "must not contain control characters{allowed} (found {bad})",
+                {"allowed": allowed, "bad": bad},
+            )
+        return value
+    if isinstance(value, list):
+        return [_clean(item, multiline) for item in value]
+    return value
 
 
 class Command(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+    # Every field of every command, before its own type and constraints.
+    @field_validator("*", mode="before")
+    @classmethod
+    def no_control_characters(cls, value: Any, info: ValidationInfo) -> Any:
+        return _clean(value, _is_multiline(cls, info.field_name or ""))
 
 
 class Register(Command):
@@ -30,14 +103,14 @@ class RefreshToken(Command):
 
 class CreateCommunity(Command):
     name: str = Field(min_length=3, max_length=21, pattern=NAME)
-    description: str = Field(default="", max_length=500)
+    description: Multiline = Field(default="", max_length=500)
     visibility: Literal["public", "restricted", "private"] = "public"
 
 
 class CreatePost(Command):
     title: str = Field(min_length=1, max_length=300)
     kind: Literal["text", "link", "media"] = "text"
-    body: str | None = Field(default=None, max_length=40000)
+    body: Multiline | None = Field(default=None, max_length=40000)
     url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://\S+$")
     media_id: str | None = Field(default=None, max_length=64)
 
@@ -71,7 +144,7 @@ class PinPost(Command):
 
 
 class EditComment(Command):
-    body: str = Field(min_length=1, max_length=10000)
+    body: Multiline = Field(min_length=1, max_length=10000)
 
     @field_validator("body")
     @classmethod

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 import orjson
 from pydantic import ValidationError
 from sanic import HTTPResponse, Request
 from sanic.response import raw
 
-from api.commands import Command
+from api.commands import Command, control_character
 from api.security import Principal
 from domain.errors import Unauthorized, ValidationFailed
 
@@ -41,6 +42,12 @@ def parse(request: Request, model: type[C]) -> C:
     if not request.body:
         raise ValidationFailed("a JSON body is required", {"body": "missing"})
     try:
+        request.body.decode()
+    except UnicodeDecodeError as exc:
+        raise ValidationFailed(
+            "body is not valid UTF-8", {"body": f"invalid UTF-8 at byte {exc.start}"}
+        ) from None
+    try:
         data = orjson.loads(request.body)
     except orjson.JSONDecodeError:
         raise ValidationFailed("body is not valid JSON", {"body": "malformed JSON"}) from None
@@ -53,6 +60,30 @@ def parse(request: Request, model: type[C]) -> C:
             ".".join(str(p) for p in err["loc"]) or "body": err["msg"] for err in exc.errors()
         }
         raise ValidationFailed("request body is not valid", details) from None
+
+
+def check_parameters(request: Request) -> None:
+    """Path and query parameters carry no control characters: 400 naming the parameter."""
+    for name, value in request.match_info.items():
+        bad = control_character(unquote(value)) if isinstance(value, str) else None
+        if bad is not None:
+            raise ValidationFailed(
+                f"path parameter {name} must not contain control characters",
+                {name: f"control character {bad}"},
+            )
+    for name, values in request.args.items():
+        if control_character(name) is not None:
+            raise ValidationFailed(
+                "query parameter names must not contain control characters",
+                {"query": f"parameter name {name!r}"},
+            )
+        for value in values:
+            bad = control_character(value)
+            if bad is not None:
+                raise ValidationFailed(
+                    f"query parameter {name} must not contain control characters",
+                    {name: f"control character {bad}"},
+                )
 
 
 def principal(request: Request) -> Principal:

@@ -15,6 +15,7 @@ import signal
 
 import asyncpg
 
+from domain.errors import Unavailable
 from stores.kafka import EventPublisher
 from stores.settings import get_settings
 
@@ -49,14 +50,24 @@ async def relay_once(
 
 async def run(poll_interval: float, stop: asyncio.Event) -> None:
     settings = get_settings()
-    publisher = EventPublisher(settings.kafka_bootstrap)
+    # The relay waits for each delivery's final answer: a batch is marked sent only
+    # when the broker has it, and is retried (not duplicated) while the log is down.
+    publisher = EventPublisher(settings.kafka_bootstrap, ack_wait=None)
     conn = await asyncpg.connect(settings.dsn(settings.identity_db))
     wake = asyncio.Event()
     await conn.add_listener("outbox", lambda *_: wake.set())
     log.info("outbox relay running")
     try:
         while not stop.is_set():
-            sent = await relay_once(conn, publisher)
+            try:
+                sent = await relay_once(conn, publisher)
+            except Unavailable as exc:
+                log.warning("event log unavailable, retrying: %s", exc.message)
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=1.0)
+                except TimeoutError:
+                    pass
+                continue
             if sent:
                 log.debug("published %d outbox rows", sent)
                 continue

@@ -7,6 +7,9 @@
 #                                   running, wait until ready, write stack.env
 #   deploy/stack.sh down            stop the processes this script started
 #   deploy/stack.sh status          one line per service; exit 3 if any is down
+#   deploy/stack.sh stop SERVICE    stop one service this script started (its
+#                                   recorded PID only), e.g. to test an outage
+#   deploy/stack.sh start SERVICE   start one stopped service and wait until ready
 #   deploy/stack.sh createdb NAME   add a database owned by the platform role
 #
 # Ports (env): PG_PORT=55432 REDIS_PORT=56379 KAFKA_PORT=59092
@@ -159,6 +162,31 @@ cmd_status() {
   return "$rc"
 }
 
+known_service() {
+  local s
+  for s in "${SERVICES[@]}"; do [ "$s" = "$1" ] && return 0; done
+  die "unknown service '$1' (one of: ${SERVICES[*]})"
+}
+
+cmd_stop() {
+  [ $# -eq 1 ] || usage
+  known_service "$1"
+  [ -d "$STATE" ] || { info "nothing to stop ($STATE does not exist)"; return 0; }
+  take_lock
+  svc_stop_begin "$1"
+  svc_stop_finish "$1"
+}
+
+cmd_start() {
+  [ $# -eq 1 ] || usage
+  known_service "$1"
+  [ -f "$ENV_FILE" ] || die "the stack is not set up in $STATE; run: $0 up"
+  take_lock
+  prepare_state_dir
+  svc_ensure_started "$1"
+  svc_wait_ready "$1"
+}
+
 cmd_createdb() {
   [ $# -eq 1 ] || usage
   [ -d "$STATE/pg" ] || die "postgres is not set up in $STATE; run: $0 up"
@@ -173,6 +201,8 @@ main() {
     up) cmd_up ;;
     down) cmd_down ;;
     status) cmd_status ;;
+    stop) cmd_stop "$@" ;;
+    start) cmd_start "$@" ;;
     createdb) cmd_createdb "$@" ;;
     -h | --help | help) usage 0 ;;
     *) usage ;;

@@ -1,15 +1,36 @@
-"""Kafka producer configuration and an asyncio publisher whose delivery callers await."""
+"""Kafka producer configuration and an asyncio publisher whose delivery callers await.
+
+While the broker is unreachable a write must not hang: the publisher waits at most
+`ack_wait` seconds for the acknowledgement (acks=all), then answers "outcome unknown"
+(`DeliveryPending`, a 503) and opens a short circuit: for `cooldown` seconds every
+publish fails at once, without producing, then the next ones probe the broker again.
+librdkafka keeps its own, longer delivery timeout, so a message it already took is
+delivered or reported failed as a whole; `DeliveryPending.when_settled` runs a
+callback once that final answer is known.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from domain.errors import Unavailable
 from schemas.envelope import Envelope, encode, topic_of
+
+log = logging.getLogger("stores.kafka")
+
+ACK_WAIT_SECONDS = 1.5  # longest a request waits for the broker's acknowledgement
+COOLDOWN_SECONDS = 1.0  # after a failure, publishes fail fast this long, then probe
+# librdkafka's own limits for the API's producer: a taken message settles within
+# DELIVERY_TIMEOUT_MS (well after ACK_WAIT_SECONDS); reconnects are retried at least
+# every second, so a returning broker is found quickly.
+API_PRODUCER = {"delivery.timeout.ms": 10000, "reconnect.backoff.max.ms": 1000}
 
 
 def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
@@ -38,11 +59,81 @@ def consumer_config(bootstrap: str, group_id: str, **overrides: Any) -> dict[str
     return config
 
 
-class EventPublisher:
-    """Publishes envelopes; `publish` returns once the broker has acknowledged (acks=all)."""
+class DeliveryPending(Unavailable):
+    """The broker did not acknowledge in time: the event may still be delivered.
 
-    def __init__(self, bootstrap: str, **overrides: Any) -> None:
-        self._producer = Producer(producer_config(bootstrap, **overrides))
+    `outcome` resolves when librdkafka settles the message (None: delivered, or the
+    `Unavailable` it failed with). A caller may attach `answer`, what it would have
+    answered on success, for whoever completes the request later."""
+
+    def __init__(self, outcome: asyncio.Future[None], waited: float) -> None:
+        super().__init__(
+            "the event log did not acknowledge in time; the outcome is unknown, retry",
+            {"outcome": "unknown", "waited_seconds": waited},
+        )
+        self.outcome = outcome
+        self.answer: Any = None
+
+    def when_settled(
+        self,
+        delivered: Callable[[], Awaitable[Any]] | None = None,
+        lost: Callable[[], Awaitable[Any]] | None = None,
+    ) -> None:
+        """Runs `delivered` or `lost` in the background once the final answer is known."""
+
+        async def settle() -> None:
+            try:
+                await self.outcome
+            except Unavailable:
+                if lost is not None:
+                    await lost()
+            else:
+                if delivered is not None:
+                    await delivered()
+
+        _background(settle())
+
+
+_TASKS: set[asyncio.Task[None]] = set()
+
+
+def _background(coro: Awaitable[None]) -> None:
+    async def logged() -> None:
+        try:
+            await coro
+        except Exception:
+            log.exception("follow-up of a pending delivery failed")
+
+    task = asyncio.get_running_loop().create_task(logged())
+    _TASKS.add(task)
+    task.add_done_callback(_TASKS.discard)
+
+
+class EventPublisher:
+    """Publishes envelopes; `publish` returns once the broker has acknowledged (acks=all).
+
+    Raises `Unavailable` when the event was not taken (the broker is known to be down,
+    or the local queue is full) or its delivery failed, and `DeliveryPending` when the
+    acknowledgement did not come within `ack_wait` seconds (None: wait for librdkafka's
+    own answer)."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        ack_wait: float | None = ACK_WAIT_SECONDS,
+        cooldown: float = COOLDOWN_SECONDS,
+        **overrides: Any,
+    ) -> None:
+        self._config = producer_config(bootstrap, **{**API_PRODUCER, **overrides})
+        self._config["error_cb"] = self._on_error
+        self._producer = Producer(self._config)
+        self._ack_wait = ack_wait
+        self._cooldown = cooldown
+        self._down_until = 0.0
+        self._down_reason = ""
+        self._last_ack = 0.0
+        self._fatal: KafkaError | None = None
         self._closing = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
         self._poller.start()
@@ -51,23 +142,90 @@ class EventPublisher:
         while not self._closing.is_set():
             self._producer.poll(0.05)
 
+    def _on_error(self, err: KafkaError) -> None:
+        # Called on the poll thread. Connection errors are librdkafka's to retry; only
+        # a fatal error (the idempotent producer cannot go on) needs a new producer.
+        if err.fatal():
+            log.error("kafka producer fatal error: %s", err.str())
+            self._fatal = err
+        else:
+            log.debug("kafka producer: %s", err.str())
+
+    @property
+    def down_reason(self) -> str | None:
+        """Why publishes fail fast right now, or None when they are attempted."""
+        return self._down_reason if time.monotonic() < self._down_until else None
+
+    def _trip(self, reason: str) -> None:
+        if self.down_reason is None:
+            log.warning(
+                "event log unavailable (%s); failing fast for %.1fs", reason, self._cooldown
+            )
+        self._down_until = time.monotonic() + self._cooldown
+        self._down_reason = reason
+
+    def _renew_if_fatal(self) -> None:
+        if self._fatal is None:
+            return
+        old, self._producer, self._fatal = self._producer, Producer(self._config), None
+        log.warning("replaced the kafka producer after a fatal error")
+        old.purge()  # its messages settle now (failed), not never
+        old.poll(0)
+
     async def publish(self, event: Envelope) -> None:
         await self.publish_raw(topic_of(event).name, event.key, encode(event))
 
     async def publish_raw(self, topic: str, key: str, value: bytes) -> None:
+        reason = self.down_reason
+        if reason is not None:
+            raise Unavailable("the event log is unavailable, retry shortly", {"event_log": reason})
+        self._renew_if_fatal()
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
 
         def on_delivery(err: KafkaError | None, _msg: Message) -> None:
-            loop.call_soon_threadsafe(_settle, done, err)
+            try:
+                loop.call_soon_threadsafe(self._settle, done, err)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
 
+        started = time.monotonic()
         try:
             self._producer.produce(topic, value=value, key=key.encode(), on_delivery=on_delivery)
         except BufferError:
+            self._trip("local queue full")
             raise Unavailable("event log is busy, retry", {"retry": True}) from None
-        await done
+        except KafkaException as exc:
+            self._trip(str(exc))
+            raise Unavailable("event log refused the write, retry", {"retry": True}) from None
+        try:
+            await asyncio.wait_for(asyncio.shield(done), self._ack_wait)
+        except TimeoutError:
+            done.add_done_callback(_observed)
+            # Only a broker that acknowledged nothing since this message was taken is
+            # treated as down; a slow acknowledgement under load does not open the circuit.
+            if self._last_ack < started:
+                self._trip(f"no acknowledgement within {self._ack_wait}s")
+            raise DeliveryPending(done, self._ack_wait or 0.0) from None
+        except Unavailable as exc:
+            self._trip(exc.message)
+            raise
+
+    def _settle(self, done: asyncio.Future[None], err: KafkaError | None) -> None:
+        if err is None:
+            self._last_ack = time.monotonic()
+            self._down_until = 0.0  # a delivery proves the broker is back
+        if done.done():
+            return
+        if err is None:
+            done.set_result(None)
+        else:
+            done.set_exception(Unavailable(f"event log rejected the write: {err.str()}"))
 
     def ping(self, timeout: float = 2.0) -> None:
+        reason = self.down_reason
+        if reason is not None:
+            raise Unavailable(f"event log unavailable: {reason}")
         self._producer.list_topics(timeout=timeout)
 
     def close(self, timeout: float = 10.0) -> None:
@@ -76,10 +234,6 @@ class EventPublisher:
         self._poller.join(timeout=1)
 
 
-def _settle(done: asyncio.Future[None], err: KafkaError | None) -> None:
-    if done.done():
-        return
-    if err is None:
-        done.set_result(None)
-    else:
-        done.set_exception(Unavailable(f"event log rejected the write: {err.str()}"))
+def _observed(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: no "exception was never retrieved" warning

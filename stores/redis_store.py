@@ -1,7 +1,9 @@
 """Redis adapters: the live vote state (Lua, loaded once) and target markers.
 
-Keys: `t:{target}` hash (c community, a author, k kind, up, dn, v) and
-`uv:{target}` hash (user -> direction); `karma:{user}` hash (p post, c comment, s seq);
+Keys: `t:{target}` hash (c community, a author, k kind, up, dn, v),
+`uv:{target}` hash (user -> direction) and `uvu:{target}` hash (user -> version of a
+change whose event may not be on the log: re-published on the user's next vote);
+`karma:{user}` hash (p post, c comment, s seq);
 `unread:{user}` unread notification count; pub/sub channel `inbox:{user}` carries a
 user's pushes (notifications and unread counts) to whichever WebSocket server holds them.
 """
@@ -23,6 +25,10 @@ def target_key(target_id: str) -> str:
 
 def voters_key(target_id: str) -> str:
     return f"uv:{target_id}"
+
+
+def unsettled_key(target_id: str) -> str:
+    return f"uvu:{target_id}"
 
 
 def karma_key(user_id: str) -> str:
@@ -53,7 +59,7 @@ def sync_client(url: str) -> redis.Redis:
 
 @dataclass(frozen=True)
 class VoteOutcome:
-    status: int  # 1 changed, 0 unchanged, -1 unknown target
+    status: int  # 1 changed, 2 re-asserted (last change unsettled), 0 unchanged, -1 unknown
     previous: int
     version: int
     upvotes: int
@@ -73,10 +79,12 @@ class LiveVotes:
         self.client = client
         self._cast = client.register_script(script_source("cast_vote"))
         self._revert = client.register_script(script_source("revert_vote"))
+        self._settle = client.register_script(script_source("settle_vote"))
 
     async def cast(self, target_id: str, user_id: str, direction: int) -> VoteOutcome:
         raw = await self._cast(
-            keys=[target_key(target_id), voters_key(target_id)], args=[user_id, direction]
+            keys=[target_key(target_id), voters_key(target_id), unsettled_key(target_id)],
+            args=[user_id, direction],
         )
         status, prev, version, up, down, community, author = raw
         return VoteOutcome(
@@ -90,11 +98,21 @@ class LiveVotes:
         )
 
     async def revert(self, target_id: str, user_id: str, previous: int, version: int) -> bool:
+        """Undo a change whose event is not on the log; when the target changed since,
+        the user is marked unsettled instead."""
         done = await self._revert(
-            keys=[target_key(target_id), voters_key(target_id)],
+            keys=[target_key(target_id), voters_key(target_id), unsettled_key(target_id)],
             args=[user_id, previous, version],
         )
         return bool(done)
+
+    async def mark_unsettled(self, target_id: str, user_id: str, version: int) -> None:
+        """The change with `version` may or may not reach the log."""
+        await self._settle(keys=[unsettled_key(target_id)], args=[user_id, version, "mark"])
+
+    async def delivered(self, target_id: str, user_id: str, version: int) -> None:
+        """The user's change with `version` is on the log: earlier doubts are settled."""
+        await self._settle(keys=[unsettled_key(target_id)], args=[user_id, version, "delivered"])
 
     async def directions(self, user_id: str, target_ids: list[str]) -> dict[str, int]:
         """The user's vote on each target, in one round trip."""

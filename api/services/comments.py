@@ -17,7 +17,7 @@ from schemas.envelope import new_event
 from schemas.events import CommentCreated, CommentDeleted, CommentEdited
 from stores.comments import CommentRef, CommentStore
 from stores.identity import IdentityStore
-from stores.kafka import EventPublisher
+from stores.kafka import DeliveryPending, EventPublisher
 from stores.posts import PostStore, decode_cursor, encode_cursor
 from stores.redis_store import LiveVotes
 
@@ -122,7 +122,6 @@ class CommentService:
             parent_author_id=notify,
             created_at=now,
         )
-        await self.publisher.publish(new_event(payload, key=post_id))
         comment = Comment(
             payload.comment_id,
             payload.parent_id,
@@ -132,7 +131,13 @@ class CommentService:
             False,
             payload.created_at,
         )
-        return {"post_id": post_id, **comment_view(comment)}
+        view = {"post_id": post_id, **comment_view(comment)}
+        try:
+            await self.publisher.publish(new_event(payload, key=post_id))
+        except DeliveryPending as pending:
+            pending.answer = view
+            raise
+        return view
 
     async def edit(self, principal: Principal, comment_id: str, cmd: EditComment) -> dict[str, Any]:
         ref = await self._own(principal, comment_id)

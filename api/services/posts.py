@@ -12,7 +12,7 @@ from domain.ids import new_post_id
 from schemas.envelope import new_event
 from schemas.events import PostCreated
 from stores.identity import IdentityStore
-from stores.kafka import EventPublisher
+from stores.kafka import DeliveryPending, EventPublisher
 from stores.posts import PostStore
 from stores.redis_store import LiveVotes
 
@@ -70,8 +70,13 @@ class PostService:
             media_id=cmd.media_id,
             created_at=datetime.now(UTC),
         )
-        await self.publisher.publish(new_event(payload, key=community.community_id))
-        return post_view(payload.model_dump())
+        view = post_view(payload.model_dump())
+        try:
+            await self.publisher.publish(new_event(payload, key=community.community_id))
+        except DeliveryPending as pending:
+            pending.answer = view
+            raise
+        return view
 
     async def get(self, post_id: str, principal: Principal | None) -> dict[str, Any]:
         row = await self.posts.get(post_id)

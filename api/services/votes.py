@@ -12,7 +12,7 @@ from domain.errors import Archived, NotFound, Unavailable
 from domain.ids import community_of_post, created_at, post_of_comment
 from schemas.envelope import new_event
 from schemas.events import VoteCast
-from stores.kafka import EventPublisher
+from stores.kafka import DeliveryPending, EventPublisher
 from stores.redis_store import LiveVotes
 
 
@@ -34,22 +34,38 @@ class VoteService:
         if outcome.status < 0:
             raise NotFound(f"{cmd.target_type} not found", {"target_id": target})
         if outcome.status > 0:
+            user, version = principal.user_id, outcome.version
             event = new_event(
                 VoteCast(
-                    user_id=principal.user_id,
+                    user_id=user,
                     target_id=target,
                     target_type=cmd.target_type,
                     community_id=outcome.community_id,
                     author_id=outcome.author_id,
                     direction=cmd.direction,
                     previous=outcome.previous,  # type: ignore[arg-type]
-                    version=outcome.version,
+                    version=version,
                 ),
                 key=target,
             )
+
+            async def revert() -> None:
+                await self.live.revert(target, user, outcome.previous, version)
+
+            async def delivered() -> None:
+                await self.live.delivered(target, user, version)
+
             try:
                 await self.publisher.publish(event)
-            except Unavailable:
-                await self.live.revert(target, principal.user_id, outcome.previous, outcome.version)
+            except DeliveryPending as pending:
+                # The event may still reach the log: until its fate is known the user's
+                # next vote here is re-published; undone only if it is finally lost.
+                await self.live.mark_unsettled(target, user, version)
+                pending.when_settled(delivered=delivered, lost=revert)
                 raise
+            except Unavailable:
+                await revert()
+                raise
+            if outcome.status == 2:
+                await delivered()
         return {"target_id": target, "direction": cmd.direction, "score": outcome.score}

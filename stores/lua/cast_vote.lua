@@ -2,9 +2,13 @@
 -- KEYS[1] target hash t:{id} (c community, a author, up, dn, v), written by the
 --         content dataflow when the target is materialised; absent => unknown target
 -- KEYS[2] voters hash uv:{id} (user -> direction)
+-- KEYS[3] unsettled hash uvu:{id} (user -> version of a change of that user whose
+--         event may not be on the log: its publish timed out or could not be undone)
 -- ARGV[1] user id, ARGV[2] direction (-1, 0, 1)
 -- Returns {status, previous, version, up, down, community, author}; status 1 changed,
--- 0 unchanged (idempotent repeat), -1 unknown target.
+-- 2 re-asserted (same direction, but the user's last change is unsettled: it gets a new
+-- version and event so the log surely holds it), 0 unchanged (idempotent repeat),
+-- -1 unknown target.
 -- The version is max(previous version + 1, server time in microseconds): monotonic per
 -- target even if Redis loses its data, so the dataflow can order a user's changes.
 local target = KEYS[1]
@@ -19,8 +23,12 @@ local up = tonumber(meta[3] or '0')
 local dn = tonumber(meta[4] or '0')
 local v = tonumber(meta[5] or '0')
 local prev = tonumber(redis.call('HGET', voters, user) or '0')
+local status = 1
 if prev == dir then
-  return {0, prev, v, up, dn, meta[1], meta[2]}
+  if redis.call('HEXISTS', KEYS[3], user) == 0 then
+    return {0, prev, v, up, dn, meta[1], meta[2]}
+  end
+  status = 2
 end
 if prev == 1 then up = up - 1 elseif prev == -1 then dn = dn - 1 end
 if dir == 1 then up = up + 1 elseif dir == -1 then dn = dn + 1 end
@@ -33,4 +41,4 @@ else
   redis.call('HSET', voters, user, dir)
 end
 redis.call('HSET', target, 'up', up, 'dn', dn, 'v', now)
-return {1, prev, now, up, dn, meta[1], meta[2]}
+return {status, prev, now, up, dn, meta[1], meta[2]}

@@ -1,11 +1,17 @@
 -- Undo a vote whose event could not be published, if nothing changed the target since.
--- KEYS[1] target hash, KEYS[2] voters hash; ARGV[1] user, ARGV[2] previous direction,
--- ARGV[3] the version the failed change was given. Returns 1 if reverted, 0 otherwise.
+-- KEYS[1] target hash, KEYS[2] voters hash, KEYS[3] unsettled hash; ARGV[1] user,
+-- ARGV[2] previous direction, ARGV[3] the version the failed change was given.
+-- Returns 1 if reverted, 0 otherwise; then the user's direction in Redis may not be on
+-- the log, and the user is marked unsettled (their next vote is re-published).
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+local user = ARGV[1]
 if v ~= tonumber(ARGV[3]) then
+  local held = tonumber(redis.call('HGET', KEYS[3], user) or '0')
+  if tonumber(ARGV[3]) > held then
+    redis.call('HSET', KEYS[3], user, ARGV[3])
+  end
   return 0
 end
-local user = ARGV[1]
 local prev = tonumber(ARGV[2])
 local cur = tonumber(redis.call('HGET', KEYS[2], user) or '0')
 local up = tonumber(redis.call('HGET', KEYS[1], 'up') or '0')
