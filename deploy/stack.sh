@@ -183,6 +183,7 @@ cmd_start() {
   [ -f "$ENV_FILE" ] || die "the stack is not set up in $STATE; run: $0 up"
   take_lock
   prepare_state_dir
+  "${1}_install"  # finds the installed binaries (installs only what is missing)
   svc_ensure_started "$1"
   svc_wait_ready "$1"
 }
