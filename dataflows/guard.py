@@ -390,5 +390,24 @@ class GuardedSink(DynamicSink[Traced[X]]):
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> GuardedPartition[X]:
         return GuardedPartition(
-            self.dataflow, self.step_id, self.open_writer(), self.open_letters(), self.backoff
+            self.dataflow, self.step_id, self._open(), self.open_letters(), self.backoff
         )
+
+    def _open(self) -> BatchWriter[X]:
+        """The writer, once its stores answer: a store still starting is waited for."""
+        attempt = 0
+        while True:
+            try:
+                return self.open_writer()
+            except Exception as exc:
+                if classify(exc) is not Fault.TRANSIENT:
+                    raise
+                delay = self.backoff.delay(attempt)
+                log.warning(
+                    "%s/%s: waiting for its stores (%s)",
+                    self.dataflow,
+                    self.step_id,
+                    describe(exc)[:300],
+                )
+                time.sleep(delay)
+                attempt += 1

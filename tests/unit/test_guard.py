@@ -103,3 +103,22 @@ def test_a_down_store_is_retried_with_backoff_and_nothing_is_dead_lettered() -> 
 )
 def test_classify(exc: BaseException, fault: Fault) -> None:
     assert classify(exc) is fault
+
+
+def test_a_sink_waits_for_its_store_to_come_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataflows import guard
+
+    monkeypatch.setattr(guard.time, "sleep", lambda _s: None)
+    attempts: list[int] = []
+
+    def open_writer() -> Store:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise ConnectionRefusedError("not yet")
+        return Store()
+
+    sink = guard.GuardedSink("content", "posts_out", open_writer, Box)
+    part = sink.build("posts_out", 0, 1)
+    part.write_batch(traced(["a"]))
+    assert len(attempts) == 3
+    assert isinstance(part.writer, Store) and part.writer.rows == ["a"]
