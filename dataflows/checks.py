@@ -15,10 +15,18 @@ from schemas.events import (
     CommentDeleted,
     CommentEdited,
     CommunityCreated,
+    CommunityUpdated,
+    ContentModerated,
     MembershipChanged,
+    MemberSanctioned,
     Payload,
     PostCreated,
+    PostDeleted,
+    PostEdited,
+    PostFlaired,
+    PostLocked,
     PostPinned,
+    ReportFiled,
     ScoreChanged,
     VoteCast,
 )
@@ -30,13 +38,21 @@ class InconsistentIds(ValueError):
 
 def check_ids(payload: Payload) -> None:
     """Raise InconsistentIds when the payload's ids cannot be what they claim."""
-    if isinstance(payload, PostCreated):
+    if isinstance(payload, PostCreated | PostEdited | PostDeleted | PostLocked | PostFlaired):
         _post_in(payload.post_id, payload.community_id)
     elif isinstance(payload, CommentCreated | CommentEdited | CommentDeleted):
         _comment_in(payload.comment_id, payload.post_id, payload.community_id)
         parent = payload.parent_id if isinstance(payload, CommentCreated) else None
         if parent is not None:
             _comment_in(parent, payload.post_id, payload.community_id)
+    elif isinstance(payload, ContentModerated | ReportFiled):
+        if payload.target_type == "post":
+            _post_in(payload.target_id, payload.community_id)
+        else:
+            _comment_in(payload.target_id, _post_of(payload.target_id), payload.community_id)
+        if isinstance(payload, ContentModerated) and payload.target_type == "post":
+            if payload.post_id != payload.target_id:
+                raise InconsistentIds("a moderated post's post_id must be its target_id")
     elif isinstance(payload, VoteCast | ScoreChanged):
         if payload.target_type == "post":
             _post_in(payload.target_id, payload.community_id)
@@ -46,7 +62,9 @@ def check_ids(payload: Payload) -> None:
         _community(payload.community_id)
         for post_id in {payload.post_id, *payload.pins}:
             _post_in(post_id, payload.community_id)
-    elif isinstance(payload, CommunityCreated | MembershipChanged):
+    elif isinstance(payload, CommunityCreated | CommunityUpdated | MembershipChanged):
+        _community(payload.community_id)
+    elif isinstance(payload, MemberSanctioned):
         _community(payload.community_id)
 
 

@@ -75,6 +75,101 @@ class PostCreated(Payload):
     created_at: datetime
 
 
+class PostEdited(Payload):
+    """The author changed a post; fields left None are unchanged."""
+
+    post_id: Id
+    community_id: Id
+    author_id: Id
+    title: str | None = Field(default=None, min_length=1, max_length=300)
+    body: str | None = Field(default=None, max_length=40000)
+    url: str | None = Field(default=None, max_length=2000)
+    edited_at: datetime
+
+
+class PostDeleted(Payload):
+    """The author deleted a post: it leaves every listing and shows [deleted]; its
+    comment tree stays."""
+
+    post_id: Id
+    community_id: Id
+    author_id: Id
+    deleted_at: datetime
+
+
+class CommunityUpdated(Payload):
+    """A community's settings after a moderator changed them (the whole new state)."""
+
+    community_id: Id
+    name: Name
+    description: str = Field(max_length=500)
+    rules: str = Field(default="", max_length=10000)
+    visibility: Literal["public", "restricted", "private"]
+    actor_id: Id
+    updated_at: datetime
+
+
+class ContentModerated(Payload):
+    """A moderator removed or approved a post or comment."""
+
+    community_id: Id
+    target_id: Id
+    target_type: Literal["post", "comment"]
+    post_id: Id
+    author_id: Id
+    action: Literal["remove", "approve"]
+    actor_id: Id
+    reason: str = Field(default="", max_length=1000)
+    at: datetime
+
+
+class MemberSanctioned(Payload):
+    """A ban, mute or shadow-ban in one community, or its end; `until` None is
+    permanent (for the lifting kinds it is ignored)."""
+
+    community_id: Id
+    user_id: Id
+    kind: Literal["ban", "unban", "mute", "unmute", "shadow_ban", "unshadow_ban"]
+    until: datetime | None = None
+    actor_id: Id
+    reason: str = Field(default="", max_length=1000)
+    at: datetime
+
+
+class PostLocked(Payload):
+    community_id: Id
+    post_id: Id
+    locked: bool
+    actor_id: Id
+    at: datetime
+
+
+class PostFlaired(Payload):
+    community_id: Id
+    post_id: Id
+    flair: str | None = Field(default=None, max_length=64)
+    actor_id: Id
+    at: datetime
+
+
+class ReportFiled(Payload):
+    report_id: Id
+    community_id: Id
+    target_id: Id
+    target_type: Literal["post", "comment"]
+    reporter_id: Id
+    reason: str = Field(min_length=1, max_length=1000)
+    at: datetime
+
+
+class UserDeleted(Payload):
+    """An account was deleted: every dataflow shows its author as [deleted] from now
+    on and after any replay (see the account lifecycle in the README)."""
+
+    user_id: Id
+    deleted_at: datetime
+
+
 # Materialised paths: fixed-width slots joined by dots (see domain/comments.py).
 COMMENT_PATH = r"^[0-9]{6}(\.[0-9]{6}){0,100}$"
 
@@ -180,6 +275,15 @@ class DeadLetter(Payload):
 # (type, version) -> (payload model, topic). One place names every event shape.
 EVENT_TYPES: dict[tuple[str, int], tuple[type[Payload], topics.Topic]] = {
     ("user.registered", 1): (UserRegistered, topics.USERS),
+    ("user.deleted", 1): (UserDeleted, topics.USERS),
+    ("community.updated", 1): (CommunityUpdated, topics.COMMUNITIES),
+    ("post.edited", 1): (PostEdited, topics.POSTS),
+    ("post.deleted", 1): (PostDeleted, topics.POSTS),
+    ("content.moderated", 1): (ContentModerated, topics.MODERATION),
+    ("member.sanctioned", 1): (MemberSanctioned, topics.MODERATION),
+    ("post.locked", 1): (PostLocked, topics.MODERATION),
+    ("post.flaired", 1): (PostFlaired, topics.MODERATION),
+    ("report.filed", 1): (ReportFiled, topics.MODERATION),
     ("community.created", 1): (CommunityCreated, topics.COMMUNITIES),
     ("membership.changed", 1): (MembershipChanged, topics.COMMUNITIES),
     ("post.created", 1): (PostCreated, topics.POSTS),

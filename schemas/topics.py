@@ -21,7 +21,23 @@ POSTS = Topic("posts", 4, "community_id", "posts created, edited, deleted")
 COMMENTS = Topic("comments", 4, "post_id", "comments created, edited, deleted")
 VOTES = Topic("votes", 6, "target_id", "vote changes, one event per accepted transition")
 SCORES = Topic("scores", 6, "target_id", "authoritative tallies from the votes dataflow")
+MODERATION = Topic(
+    "moderation",
+    4,
+    "community_id",
+    "moderators' actions and reports: removals, approvals, bans, mutes, shadow-bans, locks,"
+    " flairs (from the outbox)",
+)
 DEAD_LETTER = Topic("dead-letter", 1, "source topic", "records a dataflow could not use")
 
-CATALOG: tuple[Topic, ...] = (USERS, COMMUNITIES, POSTS, COMMENTS, VOTES, SCORES, DEAD_LETTER)
+CATALOG: tuple[Topic, ...] = (
+    USERS,
+    COMMUNITIES,
+    POSTS,
+    COMMENTS,
+    VOTES,
+    SCORES,
+    MODERATION,
+    DEAD_LETTER,
+)
 BY_NAME: dict[str, Topic] = {t.name: t for t in CATALOG}
