@@ -16,7 +16,7 @@ from domain.ids import community_of_post, created_at, new_comment_id, post_of_co
 from schemas.envelope import new_event
 from schemas.events import CommentCreated, CommentDeleted, CommentEdited
 from stores.comments import CommentRef, CommentStore
-from stores.identity import IdentityStore
+from stores.communities import CommunityStore
 from stores.kafka import DeliveryPending, EventPublisher
 from stores.posts import PostStore, decode_cursor, encode_cursor
 from stores.redis_store import LiveVotes
@@ -70,14 +70,14 @@ def _shown_ids(threads: list[Thread]) -> list[str]:
 class CommentService:
     def __init__(
         self,
-        identity: IdentityStore,
+        communities: CommunityStore,
         posts: PostStore,
         comments: CommentStore,
         publisher: EventPublisher,
         live: LiveVotes,
         archive_days: int,
     ) -> None:
-        self.identity = identity
+        self.communities = communities
         self.posts = posts
         self.comments = comments
         self.publisher = publisher
@@ -93,8 +93,8 @@ class CommentService:
         post = await self.posts.get(post_id)
         if created_at(post_id) < datetime.now(UTC) - self.archive_after:
             raise Archived("comments are closed on archived posts", {"post_id": post_id})
-        community = await self.identity.get_community(post["community_name"])
-        if community.visibility != "public" and not await self.identity.is_member(
+        community = await self.communities.get_community(post["community_name"])
+        if community.visibility != "public" and not await self.communities.is_member(
             community.community_id, principal.user_id
         ):
             raise Forbidden("only members may comment here", {"community": community.name})

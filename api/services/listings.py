@@ -22,7 +22,7 @@ from api.services.posts import post_view
 from domain.errors import Forbidden, ValidationFailed
 from domain.ids import new_id
 from domain.ranking import WINDOWS
-from stores.identity import IdentityStore
+from stores.communities import CommunityStore
 from stores.posts import RankedPostStore, decode_cursor, encode_cursor
 from stores.rankings import SET_LIMIT, Page, RankedListings, rank_key
 
@@ -60,9 +60,9 @@ def sort_key(sort: str, window: str | None) -> tuple[str, str | None]:
 
 class ListingService:
     def __init__(
-        self, identity: IdentityStore, listings: RankedListings, shards: RankedPostStore
+        self, communities: CommunityStore, listings: RankedListings, shards: RankedPostStore
     ) -> None:
-        self.identity = identity
+        self.communities = communities
         self.listings = listings
         self.shards = shards
         self._communities: dict[str, tuple[float, str, str]] = {}
@@ -178,7 +178,7 @@ class ListingService:
         cached = self._subscriptions.get(user_id)
         if cached is not None and cached[0] > now:
             return cached[1]
-        communities = await self.identity.subscribed_community_ids(user_id)
+        communities = await self.communities.subscribed_community_ids(user_id)
         self._subscriptions[user_id] = (now + SUBSCRIPTIONS_CACHE_SECONDS, communities)
         self._subscriptions.move_to_end(user_id)
         while len(self._subscriptions) > PAGE_CACHE_ENTRIES:
@@ -188,12 +188,13 @@ class ListingService:
     async def _visible_community(self, name: str, principal: Principal | None) -> str:
         cached = self._communities.get(name.lower())
         if cached is None or cached[0] < time.monotonic():
-            row = await self.identity.get_community(name)
+            row = await self.communities.get_community(name)
             cached = (time.monotonic() + COMMUNITY_CACHE_SECONDS, row.community_id, row.visibility)
             self._communities[name.lower()] = cached
         _expires, community_id, visibility = cached
         if visibility == "private" and (
-            principal is None or not await self.identity.is_member(community_id, principal.user_id)
+            principal is None
+            or not await self.communities.is_member(community_id, principal.user_id)
         ):
             raise Forbidden("this community is private", {"community": name})
         return community_id

@@ -11,7 +11,7 @@ from domain.errors import Forbidden
 from domain.ids import new_post_id
 from schemas.envelope import new_event
 from schemas.events import PostCreated
-from stores.identity import IdentityStore
+from stores.communities import CommunityStore
 from stores.kafka import DeliveryPending, EventPublisher
 from stores.posts import PostStore
 from stores.redis_store import LiveVotes
@@ -41,19 +41,19 @@ def post_view(row: dict[str, Any], my_vote: int | None = None) -> dict[str, Any]
 class PostService:
     def __init__(
         self,
-        identity: IdentityStore,
+        communities: CommunityStore,
         posts: PostStore,
         publisher: EventPublisher,
         live: LiveVotes,
     ) -> None:
-        self.identity = identity
+        self.communities = communities
         self.posts = posts
         self.publisher = publisher
         self.live = live
 
     async def create(self, principal: Principal, community_name: str, cmd: CreatePost) -> dict:
-        community = await self.identity.get_community(community_name)
-        if community.visibility != "public" and not await self.identity.is_member(
+        community = await self.communities.get_community(community_name)
+        if community.visibility != "public" and not await self.communities.is_member(
             community.community_id, principal.user_id
         ):
             raise Forbidden("only members may post here", {"community": community.name})
@@ -90,7 +90,7 @@ class PostService:
         limit: int,
         cursor: str | None,
     ) -> dict[str, Any]:
-        community = await self.identity.get_community(community_name)
+        community = await self.communities.get_community(community_name)
         rows, next_cursor = await self.posts.list_new(community.community_id, limit, cursor)
         votes = await self._my_votes(principal, rows)
         items = [post_view(r, votes.get(r["post_id"]) if principal else None) for r in rows]
