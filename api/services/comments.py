@@ -12,7 +12,8 @@ from api.commands import CreateComment, EditComment
 from api.security import Principal
 from domain.comments import DELETED, Comment, Thread, arrange, check_can_reply, child_path
 from domain.errors import Archived, Forbidden, NotFound, ValidationFailed
-from domain.ids import community_of_post, created_at, new_comment_id, post_of_comment
+from domain.ids import community_of_post, new_comment_id, post_of_comment
+from domain.lifecycle import is_archived
 from schemas.envelope import new_event
 from schemas.events import CommentCreated, CommentDeleted, CommentEdited
 from stores.comments import CommentRef, CommentStore
@@ -91,7 +92,7 @@ class CommentService:
         self, principal: Principal, post_id: str, cmd: CreateComment
     ) -> dict[str, Any]:
         post = await self.posts.get(post_id)
-        if created_at(post_id) < datetime.now(UTC) - self.archive_after:
+        if is_archived(post_id, self.archive_after):
             raise Archived("comments are closed on archived posts", {"post_id": post_id})
         community = await self.communities.get_community(post["community_name"])
         if community.visibility != "public" and not await self.communities.is_member(
