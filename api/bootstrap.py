@@ -21,14 +21,16 @@ from api.services.users import UserService
 from api.services.votes import VoteService
 from stores import cql
 from stores.comments import CommentStore
-from stores.identity import IdentityStore
+from stores.communities import CommunityStore
 from stores.kafka import EventPublisher
 from stores.karma import KarmaStore
 from stores.pg import ShardRouter, create_pool
 from stores.posts import PostStore, RankedPostStore
 from stores.rankings import RankedListings
 from stores.redis_store import LiveVotes, async_client
+from stores.refresh_tokens import RefreshTokenStore
 from stores.settings import Settings
+from stores.users import UserStore
 
 
 @dataclass
@@ -66,7 +68,8 @@ async def bootstrap(settings: Settings) -> Platform:
     tokens = TokenService(
         settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience, settings.access_ttl_seconds
     )
-    identity = IdentityStore(identity_pool)
+    users = UserStore(identity_pool)
+    communities = CommunityStore(identity_pool)
     live = LiveVotes(redis)
     cql_cluster, cql_session = await asyncio.to_thread(cql.connect, settings)
     comment_store = await asyncio.to_thread(CommentStore, cql_session)
@@ -79,16 +82,18 @@ async def bootstrap(settings: Settings) -> Platform:
         redis=redis,
         publisher=publisher,
         tokens=tokens,
-        auth=AuthService(identity, tokens, settings.refresh_ttl_seconds),
-        communities=CommunityService(identity),
-        posts=PostService(identity, post_store, publisher, live),
+        auth=AuthService(
+            users, RefreshTokenStore(identity_pool), tokens, settings.refresh_ttl_seconds
+        ),
+        communities=CommunityService(communities),
+        posts=PostService(communities, post_store, publisher, live),
         votes=VoteService(live, publisher, settings.vote_archive_days),
-        listings=ListingService(identity, listings, RankedPostStore(shards)),
-        moderation=ModerationService(identity, post_store),
+        listings=ListingService(communities, listings, RankedPostStore(shards)),
+        moderation=ModerationService(communities, post_store),
         cql_cluster=cql_cluster,
         comments=CommentService(
-            identity, post_store, comment_store, publisher, live, settings.vote_archive_days
+            communities, post_store, comment_store, publisher, live, settings.vote_archive_days
         ),
-        users=UserService(identity, KarmaStore(identity_pool, redis), comment_store),
+        users=UserService(users, KarmaStore(identity_pool, redis), comment_store),
         notifications=NotificationService(identity_pool, redis),
     )

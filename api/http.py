@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from sanic import HTTPResponse, Request
 from sanic.response import raw
 
+from api.bootstrap import Platform
 from api.commands import Command, control_character
 from api.security import Principal
 from domain.errors import Unauthorized, ValidationFailed
@@ -86,6 +87,13 @@ def check_parameters(request: Request) -> None:
                 )
 
 
+def platform(request: Request) -> Platform:
+    """The services this process wired at start-up (`api.bootstrap`), typed so that every
+    route's call into a service is checked."""
+    wired: Platform = request.app.ctx.platform
+    return wired
+
+
 def principal(request: Request) -> Principal:
     """The signed-in user; 401 without a valid bearer token."""
     found = optional_principal(request)
@@ -101,8 +109,7 @@ def optional_principal(request: Request) -> Principal | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("bearer token required", {"authorization": "malformed"})
-    platform = request.app.ctx.platform
-    return platform.tokens.verify(token.strip())
+    return platform(request).tokens.verify(token.strip())
 
 
 def page_params(request: Request) -> tuple[int, str | None]:

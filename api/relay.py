@@ -16,12 +16,12 @@ import signal
 import asyncpg
 
 from domain.errors import Unavailable
+from stores import outbox
 from stores.kafka import EventPublisher
 from stores.settings import get_settings
 
 log = logging.getLogger("relay")
 
-RELAY_LOCK = 74_001
 BATCH = 500
 
 
@@ -30,21 +30,13 @@ async def relay_once(
 ) -> int:
     """Publish one batch; returns how many rows were sent."""
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", RELAY_LOCK)
-        rows = await conn.fetch(
-            "SELECT id, topic, key, value FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1",
-            batch,
-        )
+        await outbox.lock_for_relay(conn)
+        rows = await outbox.unsent(conn, batch)
         if not rows:
             return 0
         # Send in order; the idempotent producer keeps per-partition order across retries.
-        await asyncio.gather(
-            *(publisher.publish_raw(r["topic"], r["key"], bytes(r["value"])) for r in rows)
-        )
-        await conn.execute(
-            "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])",
-            [r["id"] for r in rows],
-        )
+        await asyncio.gather(*(publisher.publish_raw(r.topic, r.key, r.value) for r in rows))
+        await outbox.mark_sent(conn, [r.id for r in rows])
         return len(rows)
 
 
@@ -55,7 +47,7 @@ async def run(poll_interval: float, stop: asyncio.Event) -> None:
     publisher = EventPublisher(settings.kafka_bootstrap, ack_wait=None)
     conn = await asyncpg.connect(settings.dsn(settings.identity_db))
     wake = asyncio.Event()
-    await conn.add_listener("outbox", lambda *_: wake.set())
+    await outbox.listen(conn, lambda *_: wake.set())
     log.info("outbox relay running")
     try:
         while not stop.is_set():

@@ -27,18 +27,11 @@ import httpx
 from benchmarks.common import mint_tokens, percentile, seed_posts, summary
 from domain.ids import post_of_comment
 from stores import cql
-from stores.comments import CommentStore
+from stores.comments import CommentStore, count_materialised
 from stores.settings import get_settings
 
 # share of the comments at each depth (top level first)
 SHAPE = (0.2, 0.4, 0.24, 0.1, 0.06)
-
-
-def materialised(session: object, post_id: str) -> int:
-    row = session.execute(  # type: ignore[attr-defined]
-        "SELECT count(*) FROM comments_by_id WHERE post_id = %s", (post_id,)
-    ).one()
-    return int(row[0])
 
 
 def wait_until(check: Callable[..., bool], what: str, timeout: float = 300) -> None:
@@ -82,7 +75,9 @@ def seed_thread(
             with ThreadPoolExecutor(16) as pool:
                 levels.append(list(pool.map(post, range(count))))
             made += count
-            wait_until(lambda made=made: materialised(session, post_id) >= made, f"{made} comments")
+            wait_until(
+                lambda made=made: count_materialised(session, post_id) >= made, f"{made} comments"
+            )
             print(f"  depth {depth}: {count} comments (total {made})", flush=True)
     finally:
         cluster.shutdown()

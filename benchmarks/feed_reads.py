@@ -33,8 +33,9 @@ from benchmarks.common import (
 from benchmarks.lemmy_baseline import BASELINE_DB, copy_posts, load_schema
 from domain.ids import new_id
 from stores.placement import shard_names
-from stores.posts import POST_COLUMNS, POST_FROM
-from stores.redis_store import sync_client, voters_key
+from stores.posts import fetch_posts
+from stores.rankings import ranked_count
+from stores.redis_store import live_counts, sync_client, voters
 from stores.ring import ShardRing
 from stores.settings import Settings, get_settings
 
@@ -129,11 +130,7 @@ async def shard_rows(settings: Settings, post_ids: list[str]) -> list[dict]:
     for shard in await shard_names(settings):
         conn = await asyncpg.connect(settings.dsn(shard))
         try:
-            found = await conn.fetch(
-                f"SELECT {POST_COLUMNS} FROM {POST_FROM} WHERE p.post_id = ANY($1::text[])",
-                post_ids,
-            )
-            rows += [dict(r) for r in found]
+            rows += [dict(r) for r in await fetch_posts(conn, post_ids)]
         finally:
             await conn.close()
     return rows
@@ -152,9 +149,8 @@ async def build_baseline(settings: Settings, world: dict) -> None:
         redis = sync_client(settings.redis_url)
         likes = []
         for post_id in world["posts"]:
-            voters: dict = redis.hgetall(voters_key(post_id))  # type: ignore[assignment]
-            for user, direction in voters.items():
-                likes.append((post_id, user.decode(), int(direction)))
+            for user, direction in voters(redis, post_id).items():
+                likes.append((post_id, user, direction))
         redis.close()
         # Loaded without the trigger: the aggregates were copied already.
         await conn.execute("ALTER TABLE post_like DISABLE TRIGGER post_like_aggregates")
@@ -169,12 +165,10 @@ def settled(base: str, world: dict, settings: Settings) -> bool:
     rows = asyncio.run(shard_rows(settings, world["posts"]))
     redis = sync_client(settings.redis_url)
     try:
-        for r in rows:
-            up, dn = redis.hmget(f"t:{r['post_id']}", ["up", "dn"])  # type: ignore[misc]
-            if (int(up or 0), int(dn or 0)) != (r["upvotes"], r["downvotes"]):
-                return False
-        sizes = [int(redis.zcard(f"rank:{c}:hot")) for c in world["ids"]]  # type: ignore[arg-type]
-        return all(size >= 1 for size in sizes)
+        live = live_counts(redis, [r["post_id"] for r in rows])
+        if any(live[r["post_id"]] != (r["upvotes"], r["downvotes"]) for r in rows):
+            return False
+        return all(ranked_count(redis, c, "hot") >= 1 for c in world["ids"])
     finally:
         redis.close()
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import bytewax.operators as op
-import orjson
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
@@ -26,7 +25,7 @@ from redis import Redis
 
 from dataflows.common import Event, SourceItem, events
 from dataflows.guard import Guard, Traced
-from dataflows.sinks import ShardConnections, execute_on_shards
+from dataflows.sinks import ShardConnections
 from domain.lifecycle import evictable_at
 from schemas.events import (
     CommentCreated,
@@ -36,12 +35,17 @@ from schemas.events import (
     PostCreated,
 )
 from schemas.topics import COMMENTS, POSTS
-from stores import cql
+from stores import cql, post_views
 from stores.comments import COMMENT_TABLES
 from stores.comments import CommentWriter as CommentRows
-from stores.posts import upsert_comment_counts, upsert_posts
-from stores.rankings import view_key
-from stores.redis_store import script_source, sync_client, target_key
+from stores.post_views import encode_view, view_key
+from stores.posts import (
+    truncate_comment_counts,
+    truncate_posts,
+    upsert_comment_counts,
+    upsert_posts,
+)
+from stores.redis_store import clear_target_markers, script_source, sync_client, target_key
 from stores.settings import Settings
 
 NAME = "content"
@@ -74,18 +78,8 @@ def post_row(event_id: str, p: PostCreated) -> tuple:
 
 
 def listing_view(p: PostCreated) -> bytes:
-    """The fields a listing shows that never change with votes (those come from `t:`)."""
-    return orjson.dumps(
-        {
-            "post_id": p.post_id,
-            "community": p.community_name,
-            "author": p.author_name,
-            "title": p.title,
-            "kind": p.kind,
-            "url": p.url,
-            "created_at": p.created_at.isoformat().replace("+00:00", "Z"),
-        }
-    )
+    """The fields a listing shows that never change with votes (see `stores.post_views`)."""
+    return encode_view(p)
 
 
 class PostWriter:
@@ -261,12 +255,10 @@ def build_flow(
 
 def wipe(settings: Settings) -> None:
     """Empty the state this dataflow derives (for replay)."""
-    execute_on_shards(settings, "TRUNCATE posts")
-    execute_on_shards(settings, "TRUNCATE post_comment_counts")
+    truncate_posts(settings)
+    truncate_comment_counts(settings)
     cql.truncate(settings, COMMENT_TABLES)
     redis = sync_client(settings.redis_url)
-    for key in redis.scan_iter(match="t:*", count=1000):
-        redis.hdel(key, "c", "a", "k")
-    for key in redis.scan_iter(match="pv:*", count=1000):
-        redis.delete(key)
+    clear_target_markers(redis)
+    post_views.wipe(redis)
     redis.close()

@@ -30,12 +30,12 @@ from redis import Redis
 
 from dataflows.common import Event, SourceItem, events
 from dataflows.guard import Guard, Traced
-from dataflows.sinks import ShardConnections, execute_on_identity
+from dataflows.sinks import ShardConnections
 from domain.karma import Karma, KarmaDelta, TargetKarma, contribution, replace_tally
 from domain.lifecycle import evictable_at
 from schemas.events import DeadLetter, ScoreChanged
 from schemas.topics import SCORES
-from stores.karma import upsert_karma
+from stores.karma import drop_cached_karma, truncate_karma, upsert_karma
 from stores.redis_store import karma_key, script_source, sync_client
 from stores.settings import Settings
 
@@ -187,8 +187,7 @@ def build_flow(
 
 def wipe(settings: Settings) -> None:
     """Empty the state this dataflow derives (for replay)."""
-    execute_on_identity(settings, "TRUNCATE karma")
+    truncate_karma(settings)
     redis = sync_client(settings.redis_url)
-    for key in redis.scan_iter(match="karma:*", count=1000):
-        redis.delete(key)
+    drop_cached_karma(redis)
     redis.close()

@@ -137,6 +137,5 @@ def build_flow(
 def wipe(settings: Settings) -> None:
     """Drop the cached unread counts (recounted on demand); stored rows stay (see above)."""
     redis = sync_client(settings.redis_url)
-    for key in redis.scan_iter(match="unread:*", count=1000):
-        redis.delete(key)
+    store.drop_cached_unread_counts(redis)
     redis.close()

@@ -25,11 +25,13 @@ from redis import Redis
 
 from dataflows.common import Event, SourceItem, events
 from dataflows.guard import Guard, Traced
-from dataflows.sinks import ShardConnections, execute_on_shards
+from dataflows.sinks import ShardConnections
 from domain import ranking
 from domain.ids import created_at
 from schemas.events import DeadLetter, PostCreated, PostPinned, ScoreChanged
 from schemas.topics import COMMUNITIES, POSTS, SCORES
+from stores import rankings
+from stores.posts import truncate_ranks
 from stores.rankings import SET_LIMIT, load_library, pins_key, rank_key
 from stores.redis_store import sync_client
 from stores.settings import Settings
@@ -296,10 +298,7 @@ def build_flow(
 
 def wipe(settings: Settings) -> None:
     """Empty the state this dataflow derives (for replay)."""
-    execute_on_shards(settings, "TRUNCATE post_ranks")
+    truncate_ranks(settings)
     redis = sync_client(settings.redis_url)
-    for pattern in ("rank:*", "pins:*"):
-        keys = list(redis.scan_iter(match=pattern, count=1000))
-        for i in range(0, len(keys), 500):
-            redis.delete(*keys[i : i + 500])
+    rankings.wipe(redis)
     redis.close()

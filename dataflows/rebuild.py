@@ -8,23 +8,28 @@ authoritative. (Replaying the `ranking` and `content` dataflows rebuilds them to
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
-import orjson
+import redis
 from tqdm import tqdm
 
 from dataflows.ranking import RankUpdate, write_ranks
 from domain import ranking
+from stores import post_views
+from stores.communities import pins_by_community
 from stores.placement import shard_names
-from stores.rankings import load_library, pins_key, view_key
-from stores.redis_store import sync_client, target_key
+from stores.posts import count_posts, scan_posts
+from stores.rankings import load_library, store_pins
+from stores.redis_store import mark_target, seed_live_counts, sync_client
 from stores.settings import Settings
 
 BATCH = 1000
 
 
-def update_of(row: asyncpg.Record, now: datetime) -> RankUpdate:
+def update_of(row: Mapping[str, Any], now: datetime) -> RankUpdate:
     ups, downs, created = row["upvotes"], row["downvotes"], row["created_at"]
     young = now - created < ranking.RISING_MAX_AGE
     return RankUpdate(
@@ -42,77 +47,44 @@ def update_of(row: asyncpg.Record, now: datetime) -> RankUpdate:
     )
 
 
-def view_of(row: asyncpg.Record) -> bytes:
-    return orjson.dumps(
-        {
-            "post_id": row["post_id"],
-            "community": row["community_name"],
-            "author": row["author_name"],
-            "title": row["title"],
-            "kind": row["kind"],
-            "url": row["url"],
-            "created_at": row["created_at"].isoformat().replace("+00:00", "Z"),
-        }
-    )
-
-
 async def rebuild(settings: Settings) -> int:
-    redis = sync_client(settings.redis_url)
-    load_library(redis)
+    client = sync_client(settings.redis_url)
+    load_library(client)
     now = datetime.now(UTC)
     total = 0
     try:
         for shard in await shard_names(settings):
             conn = await asyncpg.connect(settings.dsn(shard))
             try:
-                count = await conn.fetchval("SELECT count(*) FROM posts")
+                count = await count_posts(conn)
                 with tqdm(total=count, desc=shard, unit="post") as bar:
-                    async with conn.transaction():
-                        cursor = conn.cursor(
-                            "SELECT p.*, coalesce(a.upvotes, 0) AS upvotes,"
-                            " coalesce(a.downvotes, 0) AS downvotes FROM posts p"
-                            " LEFT JOIN post_aggregates a ON a.post_id = p.post_id"
-                        )
-                        rows = []
-                        async for row in cursor:
-                            rows.append(row)
-                            if len(rows) >= BATCH:
-                                _write(redis, rows, now)
-                                bar.update(len(rows))
-                                rows = []
-                        _write(redis, rows, now)
+                    async for rows in scan_posts(conn, BATCH):
+                        _write(client, rows, now)
                         bar.update(len(rows))
                 total += count
             finally:
                 await conn.close()
         identity = await asyncpg.connect(settings.dsn(settings.identity_db))
         try:
-            pins: dict[str, list[str]] = {}
-            for r in await identity.fetch(
-                "SELECT community_id, post_id FROM community_pins ORDER BY pinned_at, post_id"
-            ):
-                pins.setdefault(r["community_id"], []).append(r["post_id"])
-            for community_id, post_ids in pins.items():
-                redis.set(pins_key(community_id), orjson.dumps(post_ids))
+            pipe = client.pipeline(transaction=False)
+            for community_id, post_ids in (await pins_by_community(identity)).items():
+                store_pins(pipe, community_id, post_ids)
+            pipe.execute()
         finally:
             await identity.close()
     finally:
-        redis.close()
+        client.close()
     return total
 
 
-def _write(redis: object, rows: list[asyncpg.Record], now: datetime) -> None:
-    pipe = redis.pipeline(transaction=False)  # type: ignore[attr-defined]
+def _write(client: redis.Redis, rows: list[Any], now: datetime) -> None:
+    pipe = client.pipeline(transaction=False)
     for row in rows:
         write_ranks(pipe, update_of(row, now))
-        pipe.set(view_key(row["post_id"]), view_of(row))
-        pipe.hset(
-            target_key(row["post_id"]),
-            mapping={"c": row["community_id"], "a": row["author_id"], "k": "post"},
-        )
-        # live counters only where Redis has none (the API may have newer ones)
-        pipe.hsetnx(target_key(row["post_id"]), "up", row["upvotes"])
-        pipe.hsetnx(target_key(row["post_id"]), "dn", row["downvotes"])
+        post_views.store(pipe, row)
+        mark_target(pipe, row["post_id"], row["community_id"], row["author_id"], "post")
+        # live counts only where Redis has none (the API may have newer ones)
+        seed_live_counts(pipe, row["post_id"], row["upvotes"], row["downvotes"])
     pipe.execute()
 
 

@@ -29,7 +29,7 @@ from redis import Redis
 
 from dataflows.common import Event, SourceItem, events
 from dataflows.guard import Guard, Traced
-from dataflows.sinks import ShardConnections, execute_on_shards
+from dataflows.sinks import ShardConnections
 from domain.errors import NotFound
 from domain.ids import post_of_comment
 from domain.lifecycle import evictable_at
@@ -39,8 +39,8 @@ from schemas.events import DeadLetter, ScoreChanged, VoteCast
 from schemas.topics import VOTES
 from stores import cql
 from stores.comments import SCORE_TABLES, CommentWriter
-from stores.posts import upsert_aggregates
-from stores.redis_store import script_source, sync_client, target_key
+from stores.posts import truncate_aggregates, upsert_aggregates
+from stores.redis_store import reset_live_scores, script_source, sync_client, target_key
 from stores.settings import Settings
 
 NAME = "votes"
@@ -253,9 +253,8 @@ def build_flow(
 
 def wipe(settings: Settings) -> None:
     """Empty the state this dataflow derives (for replay)."""
-    execute_on_shards(settings, "TRUNCATE post_aggregates")
+    truncate_aggregates(settings)
     cql.truncate(settings, SCORE_TABLES)
     redis = sync_client(settings.redis_url)
-    for key in redis.scan_iter(match="t:*", count=1000):
-        redis.hset(key, mapping={"up": 0, "dn": 0, "v": 0})
+    reset_live_scores(redis)
     redis.close()

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from domain.errors import Conflict, ValidationFailed
+from domain.ranking import controversy
 
 SEGMENT_WIDTH = 6
 MAX_SLOT = 10**SEGMENT_WIDTH - 1
@@ -77,15 +78,6 @@ def wilson_lower_bound(upvotes: int, downvotes: int, z: float = WILSON_Z) -> flo
     centre = p + z * z / (2 * n)
     spread = z * math.sqrt((p * (1 - p) + z * z / (4 * n)) / n)
     return (centre - spread) / (1 + z * z / n)
-
-
-def controversy(upvotes: int, downvotes: int) -> float:
-    """Many votes, evenly split: magnitude ** balance (Reddit's formula); 0 if one-sided."""
-    if upvotes <= 0 or downvotes <= 0:
-        return 0.0
-    magnitude = upvotes + downvotes
-    balance = downvotes / upvotes if upvotes > downvotes else upvotes / downvotes
-    return float(magnitude**balance)
 
 
 @dataclass(frozen=True)

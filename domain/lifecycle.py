@@ -8,12 +8,17 @@ in flight) and nothing has touched it for an hour.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from domain.ids import created_at
 
 ARCHIVE_GRACE = timedelta(days=1)
 IDLE_BEFORE_EVICTION = timedelta(hours=1)
+
+
+def is_archived(target_id: str, archive_after: timedelta, now: datetime | None = None) -> bool:
+    """Whether the post or comment (by the time in its id) is closed to votes and replies."""
+    return created_at(target_id) < (now or datetime.now(UTC)) - archive_after
 
 
 def evictable_at(target_id: str, touched: datetime, archive_after: timedelta) -> datetime:

@@ -276,6 +276,14 @@ class _Claims:
     task: asyncio.Task[None] | None = None
 
 
+def count_materialised(session: Session, post_id: str) -> int:
+    """How many comments of the post the content dataflow has written so far (blocking)."""
+    row = session.execute(
+        "SELECT count(*) FROM comments_by_id WHERE post_id = %s", (post_id,)
+    ).one()
+    return int(row[0])
+
+
 class CommentWriter:
     """The dataflows' writes; each call blocks until the whole batch is acknowledged."""
 

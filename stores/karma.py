@@ -6,9 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import asyncpg
+import redis
 import redis.asyncio as aioredis
 
-from stores.redis_store import karma_key
+from stores.pg import truncate_on_identity
+from stores.redis_store import delete_matching, karma_key
+from stores.settings import Settings
 
 UPSERT_KARMA = (
     "INSERT INTO karma (user_id, post_karma, comment_karma, seq) VALUES ($1, $2, $3, $4)"
@@ -21,6 +24,14 @@ UPSERT_KARMA = (
 async def upsert_karma(conn: asyncpg.Connection, rows: Iterable[tuple[str, int, int, int]]) -> None:
     """(user_id, post, comment, seq) rows."""
     await conn.executemany(UPSERT_KARMA, list(rows))
+
+
+def truncate_karma(settings: Settings) -> None:
+    truncate_on_identity(settings, ("karma",))
+
+
+def drop_cached_karma(client: redis.Redis) -> None:
+    delete_matching(client, karma_key("*"))
 
 
 class KarmaStore:

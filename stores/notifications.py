@@ -13,8 +13,10 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import redis
 
 from domain.notifications import Notification
+from stores.redis_store import delete_matching, unread_key
 
 COLUMNS = (
     "notification_id, recipient_id, kind, actor_id, actor_name, target_id, post_id, snippet,"
@@ -139,3 +141,8 @@ async def mark_delivered(pool: asyncpg.Pool, ids: Sequence[str]) -> None:
         " WHERE notification_id = ANY($1::text[]) AND delivered_at IS NULL",
         list(ids),
     )
+
+
+def drop_cached_unread_counts(client: redis.Redis) -> None:
+    """Forget every cached unread count (each is recounted on its next read)."""
+    delete_matching(client, unread_key("*"))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 
 import asyncpg
 
 from domain.ids import community_of_post
-from stores.placement import PlacementView, PlacementWatcher
+from stores.placement import PlacementView, PlacementWatcher, shard_names
 from stores.ring import ShardRing
 from stores.settings import Settings
 
@@ -93,3 +94,27 @@ async def _close_later(pool: asyncpg.Pool) -> None:
     await asyncio.sleep(RETIRED_POOL_GRACE_SECONDS)
     with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
         await pool.close()
+
+
+def truncate_on_shards(settings: Settings, tables: Sequence[str]) -> None:
+    """Empty `tables` on every shard of the placement (a replay starts from nothing).
+    Only a table's owner in `stores/` names it."""
+
+    async def run() -> None:
+        for shard in await shard_names(settings):
+            await _truncate(settings.dsn(shard), tables)
+
+    asyncio.run(run())
+
+
+def truncate_on_identity(settings: Settings, tables: Sequence[str]) -> None:
+    """Empty `tables` of the identity database; only a table's owner names it."""
+    asyncio.run(_truncate(settings.dsn(settings.identity_db), tables))
+
+
+async def _truncate(dsn: str, tables: Sequence[str]) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f"TRUNCATE {', '.join(tables)}")
+    finally:
+        await conn.close()

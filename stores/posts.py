@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from domain.errors import NotFound, ValidationFailed
-from stores.pg import ShardRouter
+from stores.pg import ShardRouter, truncate_on_shards
+from stores.settings import Settings
 
 POST_COLUMNS = (
     "p.post_id, p.community_id, p.community_name, p.author_id, p.author_name, p.title, p.kind,"
@@ -38,6 +39,15 @@ UPSERT_AGGREGATE = (
     " ON CONFLICT (post_id) DO UPDATE SET upvotes = EXCLUDED.upvotes,"
     " downvotes = EXCLUDED.downvotes, score = EXCLUDED.score, seq = EXCLUDED.seq,"
     " updated_at = now() WHERE post_aggregates.seq < EXCLUDED.seq"
+)
+
+UPSERT_RANK = (
+    "INSERT INTO post_ranks (post_id, community_id, created_at, score, upvotes, downvotes,"
+    " hot, rising, controversy, rank_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    " ON CONFLICT (post_id) DO UPDATE SET score = EXCLUDED.score,"
+    " upvotes = EXCLUDED.upvotes, downvotes = EXCLUDED.downvotes, hot = EXCLUDED.hot,"
+    " rising = EXCLUDED.rising, controversy = EXCLUDED.controversy,"
+    " rank_seq = EXCLUDED.rank_seq WHERE post_ranks.rank_seq <= EXCLUDED.rank_seq"
 )
 
 UPSERT_COMMENT_COUNT = (
@@ -124,6 +134,58 @@ async def upsert_comment_counts(
     await conn.executemany(UPSERT_COMMENT_COUNT, list(rows))
 
 
+async def upsert_ranks(conn: asyncpg.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
+    """(post_id, community_id, created_at, score, upvotes, downvotes, hot, rising,
+    controversy, rank_seq) rows; a row with a lower rank_seq than the stored one is kept out."""
+    await conn.executemany(UPSERT_RANK, list(rows))
+
+
+async def fetch_posts(db: asyncpg.Pool | asyncpg.Connection, post_ids: list[str]) -> list[Any]:
+    """The posts among `post_ids` that this shard holds, with tallies and comment counts."""
+    return list(
+        await db.fetch(
+            f"SELECT {POST_COLUMNS} FROM {POST_FROM} WHERE p.post_id = ANY($1::text[])", post_ids
+        )
+    )
+
+
+async def count_posts(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM posts"))
+
+
+async def scan_posts(conn: asyncpg.Connection, batch: int) -> AsyncIterator[list[Any]]:
+    """Every post of the shard with its tallies and comment count, `batch` rows at a time
+    (one transaction, a server-side cursor)."""
+    async with conn.transaction():
+        rows: list[Any] = []
+        async for row in conn.cursor(f"SELECT {POST_COLUMNS} FROM {POST_FROM}"):
+            rows.append(row)
+            if len(rows) >= batch:
+                yield rows
+                rows = []
+        if rows:
+            yield rows
+
+
+# Emptied before a replay, by the dataflow that derives each table.
+
+
+def truncate_posts(settings: Settings) -> None:
+    truncate_on_shards(settings, ("posts",))
+
+
+def truncate_comment_counts(settings: Settings) -> None:
+    truncate_on_shards(settings, ("post_comment_counts",))
+
+
+def truncate_aggregates(settings: Settings) -> None:
+    truncate_on_shards(settings, ("post_aggregates",))
+
+
+def truncate_ranks(settings: Settings) -> None:
+    truncate_on_shards(settings, ("post_ranks",))
+
+
 RANK_COLUMNS = {
     "hot": "r.hot",
     "top": "r.score",
@@ -145,15 +207,7 @@ class RankedPostStore:
         for post_id in post_ids:
             pool = self.router.for_post(post_id)
             by_shard.setdefault(id(pool), (pool, []))[1].append(post_id)
-        results = await asyncio.gather(
-            *(
-                pool.fetch(
-                    f"SELECT {POST_COLUMNS} FROM {POST_FROM} WHERE p.post_id = ANY($1::text[])",
-                    ids,
-                )
-                for pool, ids in by_shard.values()
-            )
-        )
+        results = await asyncio.gather(*(fetch_posts(pool, ids) for pool, ids in by_shard.values()))
         return {row["post_id"]: dict(row) for rows in results for row in rows}
 
     async def page(

@@ -1,11 +1,11 @@
-"""Redis read model for listings: per-community sorted sets, post views and pins.
+"""Redis read model for listings: per-community sorted sets and pins.
 
 Keys: `rank:{community}:{sort}` sorted sets (sort: hot, new, rising, top:{window},
-controversial:{window}); `pv:{post}` the listing fields of a post as JSON (written by
-the content dataflow); `pins:{community}` JSON list of pinned post ids; `feed:{id}`
-frozen home-feed orders. Scores come from `t:{post}` (see redis_store), so listings
-show the live tally. Pages are built as JSON inside Redis (`lua/listings.lua`, a
-function library): one round trip and no per-item work in Python.
+controversial:{window}); `pins:{community}` JSON list of pinned post ids; `feed:{id}`
+frozen home-feed orders. Items are the stored post views (`pv:{post}`, see
+post_views) with the counts from `t:{post}` (see redis_store), so listings show the
+live tally. Pages are built as JSON inside Redis (`lua/listings.lua`, a function
+library): one round trip and no per-item work in Python.
 """
 
 from __future__ import annotations
@@ -18,17 +18,13 @@ import redis
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from stores.redis_store import LUA
+from stores.redis_store import LUA, delete_matching
 
 SET_LIMIT = 1000  # entries kept per set; deeper pages come from the shard
 
 
 def rank_key(community_id: str, sort: str, window: str | None = None) -> str:
     return f"rank:{community_id}:{sort}" + (f":{window}" if window else "")
-
-
-def view_key(post_id: str) -> str:
-    return f"pv:{post_id}"
 
 
 def pins_key(community_id: str) -> str:
@@ -64,6 +60,24 @@ def library_source() -> str:
 def load_library(client: redis.Redis) -> None:
     """Install (or upgrade) the listing functions from a synchronous client."""
     client.function_load(library_source(), replace=True)
+
+
+def store_pins(pipe: redis.Redis, community_id: str, post_ids: list[str]) -> None:
+    """Queue the write of a community's pinned posts (the full list, oldest first)."""
+    pipe.set(pins_key(community_id), orjson.dumps(post_ids))
+
+
+def ranked_count(
+    client: redis.Redis, community_id: str, sort: str, window: str | None = None
+) -> int:
+    """How many posts a community's set holds."""
+    return int(client.zcard(rank_key(community_id, sort, window)))  # type: ignore[arg-type]
+
+
+def wipe(client: redis.Redis) -> None:
+    """Delete every ranked set and pin list (before the ranking dataflow replays)."""
+    delete_matching(client, rank_key("*", "*"))
+    delete_matching(client, pins_key("*"))
 
 
 class RankedListings:

@@ -57,6 +57,60 @@ def sync_client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url)
 
 
+def delete_matching(client: redis.Redis, pattern: str, chunk: int = 500) -> None:
+    """Delete every key matching `pattern` (build it with a key function and "*")."""
+    keys = list(client.scan_iter(match=pattern, count=1000))
+    for i in range(0, len(keys), chunk):
+        client.delete(*keys[i : i + chunk])
+
+
+# Target markers and live counts, for the dataflows and operator commands (sync clients).
+
+
+def mark_target(
+    pipe: redis.Redis, target_id: str, community_id: str, author_id: str, kind: str
+) -> None:
+    """Queue the marker that makes a post or comment votable (its community and author)."""
+    pipe.hset(target_key(target_id), mapping={"c": community_id, "a": author_id, "k": kind})
+
+
+def seed_live_counts(pipe: redis.Redis, target_id: str, upvotes: int, downvotes: int) -> None:
+    """Queue live counts for a target that has none (the API's may be newer)."""
+    pipe.hsetnx(target_key(target_id), "up", str(upvotes))
+    pipe.hsetnx(target_key(target_id), "dn", str(downvotes))
+
+
+def live_counts(client: redis.Redis, target_ids: list[str]) -> dict[str, tuple[int, int]]:
+    """(upvotes, downvotes) of each target as Redis holds them now."""
+    pipe = client.pipeline(transaction=False)
+    for target_id in target_ids:
+        pipe.hmget(target_key(target_id), ["up", "dn"])
+    return {
+        t: (int(up or 0), int(dn or 0))
+        for t, (up, dn) in zip(target_ids, pipe.execute(), strict=True)
+    }
+
+
+def voters(client: redis.Redis, target_id: str) -> dict[str, int]:
+    """Every user's current direction on the target."""
+    raw: dict[bytes, bytes] = client.hgetall(voters_key(target_id))  # type: ignore[assignment]
+    return {_text(user): int(direction) for user, direction in raw.items()}
+
+
+def reset_live_scores(client: redis.Redis) -> None:
+    """Zero every target's live counts and version, keeping its marker (before the votes
+    dataflow replays its tallies)."""
+    for key in client.scan_iter(match=target_key("*"), count=1000):
+        client.hset(key, mapping={"up": 0, "dn": 0, "v": 0})
+
+
+def clear_target_markers(client: redis.Redis) -> None:
+    """Remove every target's marker, keeping its counts (before the content dataflow
+    replays the posts and comments that set them)."""
+    for key in client.scan_iter(match=target_key("*"), count=1000):
+        client.hdel(key, "c", "a", "k")
+
+
 @dataclass(frozen=True)
 class VoteOutcome:
     status: int  # 1 changed, 2 re-asserted (last change unsettled), 0 unchanged, -1 unknown

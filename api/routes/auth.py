@@ -3,7 +3,7 @@ from __future__ import annotations
 from sanic import Blueprint, HTTPResponse, Request, empty
 
 from api import commands
-from api.http import json, parse
+from api.http import json, parse, platform
 
 bp = Blueprint("auth", url_prefix="/api/v1/auth")
 
@@ -11,23 +11,23 @@ bp = Blueprint("auth", url_prefix="/api/v1/auth")
 @bp.post("/register")
 async def register(request: Request) -> HTTPResponse:
     cmd = parse(request, commands.Register)
-    return json(await request.app.ctx.platform.auth.register(cmd), 201)
+    return json(await platform(request).auth.register(cmd), 201)
 
 
 @bp.post("/login")
 async def login(request: Request) -> HTTPResponse:
     cmd = parse(request, commands.Login)
-    return json(await request.app.ctx.platform.auth.login(cmd))
+    return json(await platform(request).auth.login(cmd))
 
 
 @bp.post("/refresh")
 async def refresh(request: Request) -> HTTPResponse:
     cmd = parse(request, commands.RefreshToken)
-    return json(await request.app.ctx.platform.auth.refresh(cmd.refresh_token))
+    return json(await platform(request).auth.refresh(cmd.refresh_token))
 
 
 @bp.post("/logout")
 async def logout(request: Request) -> HTTPResponse:
     cmd = parse(request, commands.RefreshToken)
-    await request.app.ctx.platform.auth.logout(cmd.refresh_token)
+    await platform(request).auth.logout(cmd.refresh_token)
     return empty(204)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from sanic import Blueprint, HTTPResponse, Request
 
 from api import commands
-from api.http import json, optional_principal, page_params, parse, principal
+from api.http import json, optional_principal, page_params, parse, platform, principal
 from domain.comments import SORTS
 from domain.errors import ValidationFailed
 
@@ -16,7 +16,7 @@ DEFAULT_LEVELS = 3
 async def create(request: Request, post_id: str) -> HTTPResponse:
     user = principal(request)
     cmd = parse(request, commands.CreateComment)
-    return json(await request.app.ctx.platform.comments.create(user, post_id, cmd), 202)
+    return json(await platform(request).comments.create(user, post_id, cmd), 202)
 
 
 @bp.get("/posts/<post_id:str>/comments")
@@ -30,7 +30,7 @@ async def tree(request: Request, post_id: str) -> HTTPResponse:
     except ValueError:
         raise ValidationFailed("depth must be an integer", {"depth": raw_depth}) from None
     limit, cursor = page_params(request)
-    result = await request.app.ctx.platform.comments.tree(
+    result = await platform(request).comments.tree(
         post_id,
         optional_principal(request),
         sort=sort,
@@ -46,10 +46,10 @@ async def tree(request: Request, post_id: str) -> HTTPResponse:
 async def edit(request: Request, comment_id: str) -> HTTPResponse:
     user = principal(request)
     cmd = parse(request, commands.EditComment)
-    return json(await request.app.ctx.platform.comments.edit(user, comment_id, cmd), 202)
+    return json(await platform(request).comments.edit(user, comment_id, cmd), 202)
 
 
 @bp.delete("/comments/<comment_id:str>")
 async def delete(request: Request, comment_id: str) -> HTTPResponse:
     user = principal(request)
-    return json(await request.app.ctx.platform.comments.delete(user, comment_id), 202)
+    return json(await platform(request).comments.delete(user, comment_id), 202)

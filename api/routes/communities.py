@@ -3,7 +3,7 @@ from __future__ import annotations
 from sanic import Blueprint, HTTPResponse, Request
 
 from api import commands
-from api.http import json, page_params, parse, principal
+from api.http import json, page_params, parse, platform, principal
 
 bp = Blueprint("communities", url_prefix="/api/v1/communities")
 
@@ -12,29 +12,29 @@ bp = Blueprint("communities", url_prefix="/api/v1/communities")
 async def create(request: Request) -> HTTPResponse:
     user = principal(request)
     cmd = parse(request, commands.CreateCommunity)
-    return json(await request.app.ctx.platform.communities.create(user, cmd), 201)
+    return json(await platform(request).communities.create(user, cmd), 201)
 
 
 @bp.get("")
 async def autocomplete(request: Request) -> HTTPResponse:
     limit, _cursor = page_params(request)
     prefix = request.args.get("prefix", "")
-    items = await request.app.ctx.platform.communities.autocomplete(prefix, limit)
+    items = await platform(request).communities.autocomplete(prefix, limit)
     return json({"items": items, "next_cursor": None})
 
 
 @bp.get("/<name:str>")
 async def get(request: Request, name: str) -> HTTPResponse:
-    return json(await request.app.ctx.platform.communities.get(name))
+    return json(await platform(request).communities.get(name))
 
 
 @bp.post("/<name:str>/join")
 async def join(request: Request, name: str) -> HTTPResponse:
     user = principal(request)
-    return json(await request.app.ctx.platform.communities.set_membership(user, name, True))
+    return json(await platform(request).communities.set_membership(user, name, True))
 
 
 @bp.post("/<name:str>/leave")
 async def leave(request: Request, name: str) -> HTTPResponse:
     user = principal(request)
-    return json(await request.app.ctx.platform.communities.set_membership(user, name, False))
+    return json(await platform(request).communities.set_membership(user, name, False))

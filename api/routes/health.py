@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sanic import Blueprint, HTTPResponse, Request
 from sanic.response import raw
 
-from api.http import json
+from api.http import json, platform
 
 bp = Blueprint("health")
 
@@ -23,14 +23,14 @@ async def healthz(_request: Request) -> HTTPResponse:
 @bp.get("/readyz")
 @bp.get("/api/v1/readyz", name="readyz_v1")
 async def readyz(request: Request) -> HTTPResponse:
-    platform = request.app.ctx.platform
+    wired = platform(request)
     checks = {
-        "postgres_identity": platform.identity_pool.fetchval("SELECT 1"),
-        "redis": platform.redis.ping(),
-        "kafka": asyncio.to_thread(platform.publisher.ping),
-        "cql": platform.comments.ping(),
+        "postgres_identity": wired.identity_pool.fetchval("SELECT 1"),
+        "redis": wired.redis.ping(),
+        "kafka": asyncio.to_thread(wired.publisher.ping),
+        "cql": wired.comments.ping(),
     }
-    for shard, pool in platform.shards.pools.items():
+    for shard, pool in wired.shards.pools.items():
         checks[f"postgres_{shard}"] = pool.fetchval("SELECT 1")
     results = await asyncio.gather(
         *(asyncio.wait_for(c, timeout=3) for c in checks.values()), return_exceptions=True

@@ -3,7 +3,7 @@ from __future__ import annotations
 from sanic import Blueprint, HTTPResponse, Request
 
 from api import commands
-from api.http import json, parse, principal
+from api.http import json, parse, platform, principal
 
 bp = Blueprint("moderation", url_prefix="/api/v1/communities")
 
@@ -12,4 +12,4 @@ bp = Blueprint("moderation", url_prefix="/api/v1/communities")
 async def pin(request: Request, name: str) -> HTTPResponse:
     user = principal(request)
     cmd = parse(request, commands.PinPost)
-    return json(await request.app.ctx.platform.moderation.pin(user, name, cmd))
+    return json(await platform(request).moderation.pin(user, name, cmd))

@@ -3,7 +3,7 @@ from __future__ import annotations
 from sanic import Blueprint, HTTPResponse, Request
 
 from api import commands
-from api.http import json, optional_principal, page_params, parse, principal
+from api.http import json, optional_principal, page_params, parse, platform, principal
 
 bp = Blueprint("posts", url_prefix="/api/v1")
 
@@ -12,14 +12,14 @@ bp = Blueprint("posts", url_prefix="/api/v1")
 async def create(request: Request, name: str) -> HTTPResponse:
     user = principal(request)
     cmd = parse(request, commands.CreatePost)
-    return json(await request.app.ctx.platform.posts.create(user, name, cmd), 202)
+    return json(await platform(request).posts.create(user, name, cmd), 202)
 
 
 @bp.get("/communities/<name:str>/posts")
 async def community_posts(request: Request, name: str) -> HTTPResponse:
     limit, cursor = page_params(request)
     user = optional_principal(request)
-    listings = request.app.ctx.platform.listings
+    listings = platform(request).listings
     sort, window = request.args.get("sort", "hot"), request.args.get("t")
     return json(await listings.community(name, user, sort, window, limit, cursor))
 
@@ -29,10 +29,10 @@ async def feed(request: Request) -> HTTPResponse:
     user = principal(request)
     limit, cursor = page_params(request)
     sort, window = request.args.get("sort", "hot"), request.args.get("t")
-    return json(await request.app.ctx.platform.listings.feed(user, sort, window, limit, cursor))
+    return json(await platform(request).listings.feed(user, sort, window, limit, cursor))
 
 
 @bp.get("/posts/<post_id:str>")
 async def get(request: Request, post_id: str) -> HTTPResponse:
     user = optional_principal(request)
-    return json(await request.app.ctx.platform.posts.get(post_id, user))
+    return json(await platform(request).posts.get(post_id, user))

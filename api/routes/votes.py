@@ -3,7 +3,7 @@ from __future__ import annotations
 from sanic import Blueprint, HTTPResponse, Request
 
 from api import commands
-from api.http import json, parse, principal
+from api.http import json, parse, platform, principal
 
 bp = Blueprint("votes", url_prefix="/api/v1")
 
@@ -12,4 +12,4 @@ bp = Blueprint("votes", url_prefix="/api/v1")
 async def cast(request: Request) -> HTTPResponse:
     user = principal(request)
     cmd = parse(request, commands.CastVote)
-    return json(await request.app.ctx.platform.votes.cast(user, cmd))
+    return json(await platform(request).votes.cast(user, cmd))

@@ -19,12 +19,20 @@ from domain.errors import Unauthorized
 from domain.ids import new_id
 from schemas.envelope import new_event
 from schemas.events import UserRegistered
-from stores.identity import IdentityStore, UserRow
+from stores.refresh_tokens import RefreshTokenStore
+from stores.users import UserRow, UserStore
 
 
 class AuthService:
-    def __init__(self, identity: IdentityStore, tokens: TokenService, refresh_ttl: int) -> None:
-        self.identity = identity
+    def __init__(
+        self,
+        users: UserStore,
+        refresh_tokens: RefreshTokenStore,
+        tokens: TokenService,
+        refresh_ttl: int,
+    ) -> None:
+        self.users = users
+        self.refresh_tokens = refresh_tokens
         self.tokens = tokens
         self.refresh_ttl = refresh_ttl
 
@@ -38,11 +46,11 @@ class AuthService:
             ),
             key=user.user_id,
         )
-        await self.identity.create_user(user, event)
+        await self.users.create_user(user, event)
         return {"user_id": user.user_id, "username": user.username}
 
     async def login(self, cmd: Login) -> dict[str, Any]:
-        user = await self.identity.find_user_by_login(cmd.login)
+        user = await self.users.find_user_by_login(cmd.login)
         ok = await asyncio.to_thread(
             verify_password, user.password_hash if user else None, cmd.password
         )
@@ -52,23 +60,23 @@ class AuthService:
 
     async def refresh(self, refresh_token: str) -> dict[str, Any]:
         new_token = new_refresh_token()
-        rotated = await self.identity.rotate_refresh_token(
+        rotated = await self.refresh_tokens.rotate_refresh_token(
             token_digest(refresh_token), token_digest(new_token), self._refresh_expiry()
         )
         if rotated is None:
             raise Unauthorized("refresh token is not valid", {"refresh_token": "revoked"})
         user_id, _family = rotated
-        user = await self.identity.find_user_by_id(user_id)
+        user = await self.users.find_user_by_id(user_id)
         if user is None:
             raise Unauthorized("account no longer exists")
         return self._pair(Principal(user.user_id, user.username), new_token)
 
     async def logout(self, refresh_token: str) -> None:
-        await self.identity.revoke_refresh_token(token_digest(refresh_token))
+        await self.refresh_tokens.revoke_refresh_token(token_digest(refresh_token))
 
     async def _issue(self, principal: Principal, family_id: str) -> dict[str, Any]:
         token = new_refresh_token()
-        await self.identity.store_refresh_token(
+        await self.refresh_tokens.store_refresh_token(
             token_digest(token), family_id, principal.user_id, self._refresh_expiry()
         )
         return self._pair(principal, token)

@@ -12,11 +12,12 @@ from api.commands import CreateComment, EditComment
 from api.security import Principal
 from domain.comments import DELETED, Comment, Thread, arrange, check_can_reply, child_path
 from domain.errors import Archived, Forbidden, NotFound, ValidationFailed
-from domain.ids import community_of_post, created_at, new_comment_id, post_of_comment
+from domain.ids import community_of_post, new_comment_id, post_of_comment
+from domain.lifecycle import is_archived
 from schemas.envelope import new_event
 from schemas.events import CommentCreated, CommentDeleted, CommentEdited
 from stores.comments import CommentRef, CommentStore
-from stores.identity import IdentityStore
+from stores.communities import CommunityStore
 from stores.kafka import DeliveryPending, EventPublisher
 from stores.posts import PostStore, decode_cursor, encode_cursor
 from stores.redis_store import LiveVotes
@@ -70,14 +71,14 @@ def _shown_ids(threads: list[Thread]) -> list[str]:
 class CommentService:
     def __init__(
         self,
-        identity: IdentityStore,
+        communities: CommunityStore,
         posts: PostStore,
         comments: CommentStore,
         publisher: EventPublisher,
         live: LiveVotes,
         archive_days: int,
     ) -> None:
-        self.identity = identity
+        self.communities = communities
         self.posts = posts
         self.comments = comments
         self.publisher = publisher
@@ -91,10 +92,10 @@ class CommentService:
         self, principal: Principal, post_id: str, cmd: CreateComment
     ) -> dict[str, Any]:
         post = await self.posts.get(post_id)
-        if created_at(post_id) < datetime.now(UTC) - self.archive_after:
+        if is_archived(post_id, self.archive_after):
             raise Archived("comments are closed on archived posts", {"post_id": post_id})
-        community = await self.identity.get_community(post["community_name"])
-        if community.visibility != "public" and not await self.identity.is_member(
+        community = await self.communities.get_community(post["community_name"])
+        if community.visibility != "public" and not await self.communities.is_member(
             community.community_id, principal.user_id
         ):
             raise Forbidden("only members may comment here", {"community": community.name})

@@ -10,7 +10,7 @@ from api.security import Principal
 from domain.ids import new_id
 from schemas.envelope import Envelope, new_event
 from schemas.events import CommunityCreated, MembershipChanged
-from stores.identity import CommunityRow, IdentityStore
+from stores.communities import CommunityRow, CommunityStore
 
 
 def community_view(row: CommunityRow) -> dict[str, Any]:
@@ -25,8 +25,8 @@ def community_view(row: CommunityRow) -> dict[str, Any]:
 
 
 class CommunityService:
-    def __init__(self, identity: IdentityStore) -> None:
-        self.identity = identity
+    def __init__(self, communities: CommunityStore) -> None:
+        self.communities = communities
 
     async def create(self, principal: Principal, cmd: CreateCommunity) -> dict[str, Any]:
         row = CommunityRow(
@@ -49,17 +49,17 @@ class CommunityService:
             ),
             key=row.community_id,
         )
-        await self.identity.create_community(row, event)
+        await self.communities.create_community(row, event)
         return community_view(row)
 
     async def get(self, name: str) -> dict[str, Any]:
-        return community_view(await self.identity.get_community(name))
+        return community_view(await self.communities.get_community(name))
 
     async def autocomplete(self, prefix: str, limit: int) -> list[dict[str, Any]]:
-        return [community_view(r) for r in await self.identity.search_communities(prefix, limit)]
+        return [community_view(r) for r in await self.communities.search_communities(prefix, limit)]
 
     async def set_membership(self, principal: Principal, name: str, join: bool) -> dict[str, Any]:
-        community = await self.identity.get_community(name)
+        community = await self.communities.get_community(name)
 
         def event(count: int) -> Envelope:
             return new_event(
@@ -72,7 +72,7 @@ class CommunityService:
                 key=community.community_id,
             )
 
-        count = await self.identity.change_membership(
+        count = await self.communities.change_membership(
             community.community_id, principal.user_id, join, event
         )
         return {"member_count": count}

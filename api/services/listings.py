@@ -18,11 +18,11 @@ from typing import Any
 import orjson
 
 from api.security import Principal
-from api.services.posts import post_view
 from domain.errors import Forbidden, ValidationFailed
 from domain.ids import new_id
 from domain.ranking import WINDOWS
-from stores.identity import IdentityStore
+from stores.communities import CommunityStore
+from stores.post_views import fill_missing, listing_item
 from stores.posts import RankedPostStore, decode_cursor, encode_cursor
 from stores.rankings import SET_LIMIT, Page, RankedListings, rank_key
 
@@ -60,9 +60,9 @@ def sort_key(sort: str, window: str | None) -> tuple[str, str | None]:
 
 class ListingService:
     def __init__(
-        self, identity: IdentityStore, listings: RankedListings, shards: RankedPostStore
+        self, communities: CommunityStore, listings: RankedListings, shards: RankedPostStore
     ) -> None:
-        self.identity = identity
+        self.communities = communities
         self.listings = listings
         self.shards = shards
         self._communities: dict[str, tuple[float, str, str]] = {}
@@ -102,7 +102,7 @@ class ListingService:
             rows = await self.shards.page(
                 community_id, sort, _window_start(window), start, limit - count
             )
-            listed += [post_view(row, 0 if principal else None) for row, _rank in rows]
+            listed += [listing_item(row, 0 if principal else None) for row, _rank in rows]
             if rows:
                 last = (repr(rows[-1][1]), rows[-1][0]["post_id"])
             items, count = listed, len(listed)
@@ -120,7 +120,7 @@ class ListingService:
         if cached is not None and cached.expires > now:
             return cached
         page = await self.listings.page(key, after, limit, "", pins_of=community_id)
-        items = await self._items(page, None)
+        items = await self._items(page)
         listed = page.items() if isinstance(items, orjson.Fragment) else items
         body = page.items_json if isinstance(items, orjson.Fragment) else orjson.dumps(items)
         ranked = RankedPage(now + PAGE_CACHE_SECONDS, listed, body, page.last, page.size)
@@ -149,14 +149,12 @@ class ListingService:
         )
         if page.size < 0:
             raise ValidationFailed("cursor expired, start again", {"cursor": "expired"})
-        items = await self._items(page, principal)
+        items = await self._items(page)
         more = page.last is not None and page_count(page, items) >= limit
         next_cursor = encode_cursor([snapshot, *page.last]) if more and page.last else None
         return {"items": items, "next_cursor": next_cursor}
 
-    async def _items(
-        self, page: Page, principal: Principal | None
-    ) -> list[dict[str, Any]] | orjson.Fragment:
+    async def _items(self, page: Page) -> list[dict[str, Any]] | orjson.Fragment:
         """The page's items; views missing from Redis are read from the shards."""
         if not page.missing:
             return orjson.Fragment(page.items_json)
@@ -169,7 +167,7 @@ class ListingService:
                 row = rows.get(item["post_id"])
                 if row is None:
                     continue  # ranked before it was materialised: it shows up shortly
-                item = post_view(row, item.get("my_vote") if principal else None)
+                item = fill_missing(item, row)
             filled.append(item)
         return filled
 
@@ -178,7 +176,7 @@ class ListingService:
         cached = self._subscriptions.get(user_id)
         if cached is not None and cached[0] > now:
             return cached[1]
-        communities = await self.identity.subscribed_community_ids(user_id)
+        communities = await self.communities.subscribed_community_ids(user_id)
         self._subscriptions[user_id] = (now + SUBSCRIPTIONS_CACHE_SECONDS, communities)
         self._subscriptions.move_to_end(user_id)
         while len(self._subscriptions) > PAGE_CACHE_ENTRIES:
@@ -188,12 +186,13 @@ class ListingService:
     async def _visible_community(self, name: str, principal: Principal | None) -> str:
         cached = self._communities.get(name.lower())
         if cached is None or cached[0] < time.monotonic():
-            row = await self.identity.get_community(name)
+            row = await self.communities.get_community(name)
             cached = (time.monotonic() + COMMUNITY_CACHE_SECONDS, row.community_id, row.visibility)
             self._communities[name.lower()] = cached
         _expires, community_id, visibility = cached
         if visibility == "private" and (
-            principal is None or not await self.identity.is_member(community_id, principal.user_id)
+            principal is None
+            or not await self.communities.is_member(community_id, principal.user_id)
         ):
             raise Forbidden("this community is private", {"community": name})
         return community_id

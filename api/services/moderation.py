@@ -10,20 +10,20 @@ from domain.errors import Forbidden, NotFound
 from domain.ids import community_of_post
 from schemas.envelope import Envelope, new_event
 from schemas.events import PostPinned
-from stores.identity import IdentityStore
+from stores.communities import CommunityStore
 from stores.posts import PostStore
 
 MAX_PINS = 2
 
 
 class ModerationService:
-    def __init__(self, identity: IdentityStore, posts: PostStore) -> None:
-        self.identity = identity
+    def __init__(self, communities: CommunityStore, posts: PostStore) -> None:
+        self.communities = communities
         self.posts = posts
 
     async def pin(self, principal: Principal, name: str, cmd: PinPost) -> dict[str, Any]:
-        community = await self.identity.get_community(name)
-        if not await self.identity.is_moderator(community.community_id, principal.user_id):
+        community = await self.communities.get_community(name)
+        if not await self.communities.is_moderator(community.community_id, principal.user_id):
             raise Forbidden("moderators only", {"community": community.name})
         if community_of_post(cmd.post_id) != community.community_id:
             raise NotFound("post not found in this community", {"post_id": cmd.post_id})
@@ -41,7 +41,7 @@ class ModerationService:
                 key=community.community_id,
             )
 
-        pins = await self.identity.set_pin(
+        pins = await self.communities.set_pin(
             community.community_id, cmd.post_id, principal.user_id, cmd.pinned, MAX_PINS, event
         )
         return {"pinned": pins}

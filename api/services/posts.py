@@ -11,49 +11,29 @@ from domain.errors import Forbidden
 from domain.ids import new_post_id
 from schemas.envelope import new_event
 from schemas.events import PostCreated
-from stores.identity import IdentityStore
+from stores.communities import CommunityStore
 from stores.kafka import DeliveryPending, EventPublisher
+from stores.post_views import listing_item, post_view
 from stores.posts import PostStore
 from stores.redis_store import LiveVotes
-
-
-def post_view(row: dict[str, Any], my_vote: int | None = None) -> dict[str, Any]:
-    view = {
-        "post_id": row["post_id"],
-        "community": row["community_name"],
-        "author": row["author_name"],
-        "title": row["title"],
-        "kind": row["kind"],
-        "body": row.get("body"),
-        "url": row.get("url"),
-        "media_id": row.get("media_id"),
-        "score": row.get("score", 0),
-        "upvotes": row.get("upvotes", 0),
-        "downvotes": row.get("downvotes", 0),
-        "comment_count": row.get("comment_count", 0),
-        "created_at": row["created_at"],
-    }
-    if my_vote is not None:
-        view["my_vote"] = my_vote
-    return view
 
 
 class PostService:
     def __init__(
         self,
-        identity: IdentityStore,
+        communities: CommunityStore,
         posts: PostStore,
         publisher: EventPublisher,
         live: LiveVotes,
     ) -> None:
-        self.identity = identity
+        self.communities = communities
         self.posts = posts
         self.publisher = publisher
         self.live = live
 
     async def create(self, principal: Principal, community_name: str, cmd: CreatePost) -> dict:
-        community = await self.identity.get_community(community_name)
-        if community.visibility != "public" and not await self.identity.is_member(
+        community = await self.communities.get_community(community_name)
+        if community.visibility != "public" and not await self.communities.is_member(
             community.community_id, principal.user_id
         ):
             raise Forbidden("only members may post here", {"community": community.name})
@@ -70,7 +50,7 @@ class PostService:
             media_id=cmd.media_id,
             created_at=datetime.now(UTC),
         )
-        view = post_view(payload.model_dump())
+        view = post_view(payload)
         try:
             await self.publisher.publish(new_event(payload, key=community.community_id))
         except DeliveryPending as pending:
@@ -90,10 +70,10 @@ class PostService:
         limit: int,
         cursor: str | None,
     ) -> dict[str, Any]:
-        community = await self.identity.get_community(community_name)
+        community = await self.communities.get_community(community_name)
         rows, next_cursor = await self.posts.list_new(community.community_id, limit, cursor)
         votes = await self._my_votes(principal, rows)
-        items = [post_view(r, votes.get(r["post_id"]) if principal else None) for r in rows]
+        items = [listing_item(r, votes.get(r["post_id"]) if principal else None) for r in rows]
         return {"items": items, "next_cursor": next_cursor}
 
     async def _my_votes(

@@ -8,19 +8,19 @@ from typing import Any
 from api.services.comments import comment_view
 from domain.errors import NotFound, ValidationFailed
 from stores.comments import CommentStore
-from stores.identity import IdentityStore, UserRow
 from stores.karma import KarmaStore
 from stores.posts import decode_cursor, encode_cursor
+from stores.users import UserRow, UserStore
 
 
 class UserService:
-    def __init__(self, identity: IdentityStore, karma: KarmaStore, comments: CommentStore) -> None:
-        self.identity = identity
+    def __init__(self, users: UserStore, karma: KarmaStore, comments: CommentStore) -> None:
+        self.users = users
         self.karma = karma
         self.comments = comments
 
     async def _user(self, username: str) -> UserRow:
-        user = await self.identity.find_user_by_name(username)
+        user = await self.users.find_user_by_name(username)
         if user is None:
             raise NotFound("user not found", {"username": username})
         return user

@@ -3,13 +3,14 @@ published (awaited). The votes dataflow, reading the log, owns the authoritative
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from api.commands import CastVote
 from api.security import Principal
 from domain.errors import Archived, NotFound, Unavailable
-from domain.ids import community_of_post, created_at, post_of_comment
+from domain.ids import community_of_post, post_of_comment
+from domain.lifecycle import is_archived
 from schemas.envelope import new_event
 from schemas.events import VoteCast
 from stores.kafka import DeliveryPending, EventPublisher
@@ -28,7 +29,7 @@ class VoteService:
             community_of_post(target)
         else:
             post_of_comment(target)
-        if created_at(target) < datetime.now(UTC) - self.archive_after:
+        if is_archived(target, self.archive_after):
             raise Archived("voting is closed on archived content", {"target_id": target})
         outcome = await self.live.cast(target, principal.user_id, cmd.direction)
         if outcome.status < 0:

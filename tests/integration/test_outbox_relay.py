@@ -8,13 +8,15 @@ import asyncpg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from api.relay import RELAY_LOCK, relay_once
+from api.relay import relay_once
 from domain.ids import new_id
-from schemas.envelope import decode, encode, new_event
+from schemas.envelope import decode, new_event
 from schemas.events import MembershipChanged
 from schemas.topics import COMMUNITIES
+from stores import outbox
 from stores.kafka import EventPublisher
 from stores.kafka_admin import end_offsets
+from stores.outbox import RELAY_LOCK
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -26,13 +28,7 @@ async def enqueue(conn: asyncpg.Connection, key: str, count: int) -> list[str]:
             MembershipChanged(community_id=key, user_id=f"u{i}", joined=True, member_count=i),
             key=key,
         )
-        await conn.execute(
-            "INSERT INTO outbox (topic, key, event_id, value) VALUES ($1, $2, $3, $4)",
-            COMMUNITIES.name,
-            key,
-            event.event_id,
-            encode(event),
-        )
+        await outbox.append(conn, event)
         ids.append(event.event_id)
     return ids
 

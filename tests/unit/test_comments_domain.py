@@ -11,7 +11,6 @@ from domain.comments import (
     Comment,
     arrange,
     child_path,
-    controversy,
     depth,
     parent_path,
     subtree_bounds,
@@ -19,6 +18,7 @@ from domain.comments import (
 )
 from domain.errors import NotFound, ValidationFailed
 from domain.ids import new_comment_id, new_id, new_post_id, post_of_comment
+from domain.ranking import controversy
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 

@@ -1,7 +1,7 @@
-"""Identity database adapter: users, refresh tokens, communities, memberships.
+"""Communities, memberships (with roles) and pinned posts (identity database).
 
-Every write that others must learn about inserts its event into the outbox in
-the same transaction (no dual writes).
+A change others must learn about appends its event to the outbox in the same
+transaction (no dual writes).
 """
 
 from __future__ import annotations
@@ -13,16 +13,8 @@ from datetime import datetime
 import asyncpg
 
 from domain.errors import Conflict, NotFound
-from schemas.envelope import Envelope, encode, topic_of
-
-
-@dataclass(frozen=True)
-class UserRow:
-    user_id: str
-    username: str
-    email: str
-    password_hash: str
-    created_at: datetime
+from schemas.envelope import Envelope
+from stores import outbox
 
 
 @dataclass(frozen=True)
@@ -36,122 +28,10 @@ class CommunityRow:
     created_at: datetime
 
 
-async def _outbox(conn: asyncpg.Connection, event: Envelope) -> None:
-    await conn.execute(
-        "INSERT INTO outbox (topic, key, event_id, value) VALUES ($1, $2, $3, $4)",
-        topic_of(event).name,
-        event.key,
-        event.event_id,
-        encode(event),
-    )
-
-
-class IdentityStore:
+class CommunityStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
-    # users ---------------------------------------------------------------
-    async def create_user(self, user: UserRow, event: Envelope) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            try:
-                await conn.execute(
-                    "INSERT INTO users (user_id, username, email, password_hash, created_at)"
-                    " VALUES ($1, $2, $3, $4, $5)",
-                    user.user_id,
-                    user.username,
-                    user.email,
-                    user.password_hash,
-                    user.created_at,
-                )
-            except asyncpg.UniqueViolationError as exc:
-                field = "username" if "username" in (exc.constraint_name or "") else "email"
-                raise Conflict(f"{field} is taken", {"field": field}) from None
-            await _outbox(conn, event)
-
-    async def find_user_by_login(self, login: str) -> UserRow | None:
-        row = await self.pool.fetchrow(
-            "SELECT user_id, username, email, password_hash, created_at FROM users"
-            " WHERE deleted_at IS NULL"
-            " AND (lower(username) = lower($1) OR lower(email) = lower($1))",
-            login,
-        )
-        return UserRow(**dict(row)) if row else None
-
-    async def find_user_by_name(self, username: str) -> UserRow | None:
-        row = await self.pool.fetchrow(
-            "SELECT user_id, username, email, password_hash, created_at FROM users"
-            " WHERE deleted_at IS NULL AND lower(username) = lower($1)",
-            username,
-        )
-        return UserRow(**dict(row)) if row else None
-
-    async def find_user_by_id(self, user_id: str) -> UserRow | None:
-        row = await self.pool.fetchrow(
-            "SELECT user_id, username, email, password_hash, created_at FROM users"
-            " WHERE deleted_at IS NULL AND user_id = $1",
-            user_id,
-        )
-        return UserRow(**dict(row)) if row else None
-
-    async def update_password_hash(self, user_id: str, password_hash: str) -> None:
-        await self.pool.execute(
-            "UPDATE users SET password_hash = $2 WHERE user_id = $1", user_id, password_hash
-        )
-
-    # refresh tokens ------------------------------------------------------
-    async def store_refresh_token(
-        self, token_hash: str, family_id: str, user_id: str, expires_at: datetime
-    ) -> None:
-        await self.pool.execute(
-            "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at)"
-            " VALUES ($1, $2, $3, $4)",
-            token_hash,
-            family_id,
-            user_id,
-            expires_at,
-        )
-
-    async def rotate_refresh_token(
-        self, old_hash: str, new_hash: str, expires_at: datetime
-    ) -> tuple[str, str] | None:
-        """Revoke `old_hash` and issue `new_hash` in its family.
-
-        Returns (user_id, family_id), or None when the old token is unknown, expired
-        or already revoked; a revoked one being reused revokes its whole family.
-        """
-        async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                "UPDATE refresh_tokens SET revoked_at = now()"
-                " WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > now()"
-                " RETURNING user_id, family_id",
-                old_hash,
-            )
-            if row is None:
-                await conn.execute(
-                    "UPDATE refresh_tokens SET revoked_at = coalesce(revoked_at, now())"
-                    " WHERE family_id = (SELECT family_id FROM refresh_tokens"
-                    " WHERE token_hash = $1 AND revoked_at IS NOT NULL)",
-                    old_hash,
-                )
-                return None
-            await conn.execute(
-                "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at)"
-                " VALUES ($1, $2, $3, $4)",
-                new_hash,
-                row["family_id"],
-                row["user_id"],
-                expires_at,
-            )
-            return row["user_id"], row["family_id"]
-
-    async def revoke_refresh_token(self, token_hash: str) -> None:
-        await self.pool.execute(
-            "UPDATE refresh_tokens SET revoked_at = coalesce(revoked_at, now())"
-            " WHERE token_hash = $1",
-            token_hash,
-        )
-
-    # communities ---------------------------------------------------------
     async def create_community(self, community: CommunityRow, event: Envelope) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             try:
@@ -173,7 +53,7 @@ class IdentityStore:
                 community.community_id,
                 community.creator_id,
             )
-            await _outbox(conn, event)
+            await outbox.append(conn, event)
 
     async def get_community(self, name: str) -> CommunityRow:
         row = await self.pool.fetchrow(
@@ -221,7 +101,7 @@ class IdentityStore:
                 delta,
             )
             if delta:
-                await _outbox(conn, make_event(count))
+                await outbox.append(conn, make_event(count))
             return int(count)
 
     async def is_member(self, community_id: str, user_id: str) -> bool:
@@ -292,5 +172,15 @@ class IdentityStore:
                 current.remove(post_id)
             else:
                 return current
-            await _outbox(conn, make_event(current))
+            await outbox.append(conn, make_event(current))
             return current
+
+
+async def pins_by_community(conn: asyncpg.Connection) -> dict[str, list[str]]:
+    """Every community's pinned posts, oldest pin first (for rebuilding the read model)."""
+    pins: dict[str, list[str]] = {}
+    for r in await conn.fetch(
+        "SELECT community_id, post_id FROM community_pins ORDER BY pinned_at, post_id"
+    ):
+        pins.setdefault(r["community_id"], []).append(r["post_id"])
+    return pins
