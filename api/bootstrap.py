@@ -22,6 +22,7 @@ from api.services.votes import VoteService
 from stores import cql
 from stores.comments import CommentStore
 from stores.communities import CommunityStore
+from stores.idempotency import IdempotencyKeys
 from stores.kafka import EventPublisher
 from stores.karma import KarmaStore
 from stores.pg import ShardRouter, create_pool
@@ -51,6 +52,7 @@ class Platform:
     comments: CommentService
     users: UserService
     notifications: NotificationService
+    idempotency: IdempotencyKeys
 
     async def close(self) -> None:
         self.publisher.close()
@@ -96,4 +98,5 @@ async def bootstrap(settings: Settings) -> Platform:
         ),
         users=UserService(users, KarmaStore(identity_pool, redis), comment_store),
         notifications=NotificationService(identity_pool, redis),
+        idempotency=IdempotencyKeys(redis),
     )

@@ -33,7 +33,8 @@ def error_body(code: str, message: str, details: dict | None = None) -> dict:
 def install(app: Sanic) -> None:
     @app.exception(DomainError)
     async def domain_error(_request: Request, exc: DomainError) -> HTTPResponse:
-        headers = {"Retry-After": "1"} if exc.status in (429, 503) else None
+        retry_after = exc.retry_after or (1 if exc.status in (429, 503) else None)
+        headers = {"Retry-After": str(retry_after)} if retry_after else None
         return json(error_body(exc.code, exc.message, exc.details), exc.status, headers)
 
     @app.exception(SanicException)

@@ -29,13 +29,18 @@ def _default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def encode(body: Any) -> bytes:
+    return orjson.dumps(body, default=_default)
+
+
 def json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> HTTPResponse:
-    return raw(
-        orjson.dumps(body, default=_default),
-        status=status,
-        headers=headers,
-        content_type="application/json",
-    )
+    return json_bytes(encode(body), status, headers)
+
+
+def json_bytes(
+    body: bytes, status: int = 200, headers: dict[str, str] | None = None
+) -> HTTPResponse:
+    return raw(body, status=status, headers=headers, content_type="application/json")
 
 
 def parse(request: Request, model: type[C]) -> C:

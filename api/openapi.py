@@ -21,6 +21,7 @@ class Operation:
     auth: bool = False
     errors: tuple[int, ...] = ()
     query: tuple[str, ...] = ()
+    idempotent: bool = False  # takes an Idempotency-Key header
 
 
 PAGED = ("limit", "cursor")
@@ -63,7 +64,8 @@ OPERATIONS: tuple[Operation, ...] = (
         commands.CreateCommunity,
         201,
         auth=True,
-        errors=(400, 401, 409),
+        errors=(400, 401, 409, 422, 503),
+        idempotent=True,
     ),
     Operation(
         "get",
@@ -89,7 +91,8 @@ OPERATIONS: tuple[Operation, ...] = (
         commands.CreatePost,
         202,
         auth=True,
-        errors=(400, 401, 403, 404),
+        errors=(400, 401, 403, 404, 409, 422, 503),
+        idempotent=True,
     ),
     Operation(
         "get",
@@ -130,7 +133,8 @@ OPERATIONS: tuple[Operation, ...] = (
         commands.CreateComment,
         202,
         auth=True,
-        errors=(400, 401, 403, 404, 409, 503),
+        errors=(400, 401, 403, 404, 409, 422, 503),
+        idempotent=True,
     ),
     Operation(
         "get",
@@ -213,6 +217,19 @@ ERROR_SCHEMA = {
 }
 
 
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": (
+        "A retry with the same key by the same user within 24 h returns the first "
+        "answer and creates nothing new. 409 while the first request runs; 422 if the "
+        "key was used with another request."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
+}
+
+
 def _operation(op: Operation) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "summary": op.summary,
@@ -224,6 +241,8 @@ def _operation(op: Operation) -> dict[str, Any]:
         for p in _path_params(op.path)
     ]
     params += [{"name": q, "in": "query", "schema": {"type": "string"}} for q in op.query]
+    if op.idempotent:
+        params.append(IDEMPOTENCY_KEY)
     if params:
         doc["parameters"] = params
     if op.body is not None:

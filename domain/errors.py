@@ -8,6 +8,7 @@ from typing import Any
 class DomainError(Exception):
     status = 400
     code = "bad_request"
+    retry_after: int | None = None  # seconds, sent as Retry-After (429 and 503: 1)
 
     def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -48,3 +49,13 @@ class Archived(DomainError):
 class Unavailable(DomainError):
     status = 503
     code = "unavailable"
+
+
+class IdempotencyKeyInUse(Conflict):
+    code = "idempotency_key_in_use"
+    retry_after = 1
+
+
+class IdempotencyKeyReused(DomainError):
+    status = 422
+    code = "idempotency_key_reused"

@@ -15,8 +15,8 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -24,6 +24,7 @@ from domain.errors import Unavailable
 from schemas.envelope import Envelope, encode, topic_of
 
 log = logging.getLogger("stores.kafka")
+T = TypeVar("T")
 
 ACK_WAIT_SECONDS = 1.5  # longest a request waits for the broker's acknowledgement
 COOLDOWN_SECONDS = 1.0  # after a failure, publishes fail fast this long, then probe
@@ -94,7 +95,23 @@ class DeliveryPending(Unavailable):
         _background(settle())
 
 
-_TASKS: set[asyncio.Task[None]] = set()
+_TASKS: set[asyncio.Task[Any]] = set()
+
+
+async def run_to_completion(coro: Coroutine[Any, Any, T]) -> T:
+    """Awaits `coro` in a task of its own that a cancelled caller (a client that went
+    away mid-request) does not cancel: a publish and the follow-up of its outcome
+    (undo, mark, store an answer) always run to the end."""
+    task = asyncio.get_running_loop().create_task(coro)
+    _TASKS.add(task)
+    task.add_done_callback(_forget)
+    return await asyncio.shield(task)
+
+
+def _forget(task: asyncio.Task[Any]) -> None:
+    _TASKS.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: its caller may be gone
 
 
 def _background(coro: Awaitable[None]) -> None:

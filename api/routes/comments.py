@@ -4,6 +4,7 @@ from sanic import Blueprint, HTTPResponse, Request
 
 from api import commands
 from api.http import json, optional_principal, page_params, parse, platform, principal
+from api.idempotency import create_once
 from domain.comments import SORTS
 from domain.errors import ValidationFailed
 
@@ -16,7 +17,10 @@ DEFAULT_LEVELS = 3
 async def create(request: Request, post_id: str) -> HTTPResponse:
     user = principal(request)
     cmd = parse(request, commands.CreateComment)
-    return json(await platform(request).comments.create(user, post_id, cmd), 202)
+    comments = platform(request).comments
+    return await create_once(
+        request, user, "comments", cmd, 202, lambda: comments.create(user, post_id, cmd)
+    )
 
 
 @bp.get("/posts/<post_id:str>/comments")

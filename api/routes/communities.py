@@ -4,6 +4,7 @@ from sanic import Blueprint, HTTPResponse, Request
 
 from api import commands
 from api.http import json, page_params, parse, platform, principal
+from api.idempotency import create_once
 
 bp = Blueprint("communities", url_prefix="/api/v1/communities")
 
@@ -12,7 +13,10 @@ bp = Blueprint("communities", url_prefix="/api/v1/communities")
 async def create(request: Request) -> HTTPResponse:
     user = principal(request)
     cmd = parse(request, commands.CreateCommunity)
-    return json(await platform(request).communities.create(user, cmd), 201)
+    communities = platform(request).communities
+    return await create_once(
+        request, user, "communities", cmd, 201, lambda: communities.create(user, cmd)
+    )
 
 
 @bp.get("")

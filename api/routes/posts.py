@@ -4,6 +4,7 @@ from sanic import Blueprint, HTTPResponse, Request
 
 from api import commands
 from api.http import json, optional_principal, page_params, parse, platform, principal
+from api.idempotency import create_once
 
 bp = Blueprint("posts", url_prefix="/api/v1")
 
@@ -12,7 +13,10 @@ bp = Blueprint("posts", url_prefix="/api/v1")
 async def create(request: Request, name: str) -> HTTPResponse:
     user = principal(request)
     cmd = parse(request, commands.CreatePost)
-    return json(await platform(request).posts.create(user, name, cmd), 202)
+    posts = platform(request).posts
+    return await create_once(
+        request, user, "posts", cmd, 202, lambda: posts.create(user, name, cmd)
+    )
 
 
 @bp.get("/communities/<name:str>/posts")

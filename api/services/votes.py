@@ -13,7 +13,7 @@ from domain.ids import community_of_post, post_of_comment
 from domain.lifecycle import is_archived
 from schemas.envelope import new_event
 from schemas.events import VoteCast
-from stores.kafka import DeliveryPending, EventPublisher
+from stores.kafka import DeliveryPending, EventPublisher, run_to_completion
 from stores.redis_store import LiveVotes
 
 
@@ -31,6 +31,12 @@ class VoteService:
             post_of_comment(target)
         if is_archived(target, self.archive_after):
             raise Archived("voting is closed on archived content", {"target_id": target})
+        # The Redis change, its event and the undo or mark of a failed publish run to
+        # the end even if the client goes away mid-request.
+        return await run_to_completion(self._apply(principal, cmd))
+
+    async def _apply(self, principal: Principal, cmd: CastVote) -> dict[str, Any]:
+        target = cmd.target_id
         outcome = await self.live.cast(target, principal.user_id, cmd.direction)
         if outcome.status < 0:
             raise NotFound(f"{cmd.target_type} not found", {"target_id": target})
