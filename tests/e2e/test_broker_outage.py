@@ -7,6 +7,7 @@ This stops the stack's Kafka (`deploy/stack.sh stop kafka`) and always starts it
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
 import subprocess
@@ -16,9 +17,11 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import asyncpg
 import httpx
 import pytest
 
+from domain.ids import new_id
 from domain.votes import Tally
 from tests.e2e.log_tallies import votes_in_log
 from tests.processes import ROOT, wait_for
@@ -166,6 +169,17 @@ def readyz(base: str) -> httpx.Response | None:
         return None
 
 
+async def outbox_sent(settings, key: str) -> bool:
+    conn = await asyncpg.connect(settings.dsn(settings.identity_db))
+    try:
+        sent = await conn.fetchval(
+            "SELECT bool_and(sent_at IS NOT NULL) FROM outbox WHERE key = $1", key
+        )
+        return bool(sent)
+    finally:
+        await conn.close()
+
+
 def collapse(directions: list[int]) -> list[int]:
     return [d for i, d in enumerate(directions) if i == 0 or directions[i - 1] != d]
 
@@ -187,6 +201,12 @@ def test_kafka_outage_during_a_vote_stream(client, platform, settings, stack_kaf
 
         wait_for(votable, timeout=30, what=f"post {post} to take votes")
     api_pid = httpx.get(f"{platform.base}/healthz").json()["pid"]
+
+    retried = {"title": "retried across the outage", "kind": "text"}
+    key = {**author.headers, "Idempotency-Key": f"outage-{author.user_id}"}
+
+    def create_post() -> httpx.Response:
+        return client.http.post(f"/communities/{community}/posts", json=retried, headers=key)
 
     traffic = Traffic(platform.base, users, posts, community)
     t0 = time.monotonic()
@@ -225,17 +245,20 @@ def test_kafka_outage_during_a_vote_stream(client, platform, settings, stack_kaf
             timeout=60,
             what=f"reads during at least {OUTAGE_SECONDS}s of outage",
         )
-        # a creation answers 503 quickly too
+        # a creation answers 503 quickly too: its outcome is unknown, a retry is safe
         started = time.monotonic()
-        r = client.http.post(
-            f"/communities/{community}/posts",
-            json={"title": "during the outage", "kind": "text"},
-            headers=author.headers,
-        )
+        r = create_post()
         assert time.monotonic() - started < WRITE_BUDGET
         assert r.status_code == 503, r.text
         assert r.headers.get("retry-after")
         assert r.json()["error"]["code"] == "unavailable"
+        # a community is one Postgres transaction with an outbox row: no broker needed
+        started = time.monotonic()
+        r = client.http.post(
+            "/communities", json={"name": f"o{new_id()[-12:].lower()}"}, headers=author.headers
+        )
+        assert r.status_code == 201 and time.monotonic() - started < WRITE_BUDGET, r.text
+        community_id = r.json()["community_id"]
         # (a vote that repeats the user's current direction still answers 200: it
         # changes nothing and needs no event)
 
@@ -258,6 +281,20 @@ def test_kafka_outage_during_a_vote_stream(client, platform, settings, stack_kaf
             lambda: len(traffic.since(t_ready, "vote", 200)) >= 30,
             timeout=60,
             what="votes accepted again after the broker returned",
+        )
+
+        # the creation retried with its key succeeds (409 while its first attempt's
+        # fate is still open)
+        def retry() -> httpx.Response | None:
+            r = create_post()
+            assert r.status_code in (202, 409, 503), r.text
+            return r if r.status_code == 202 else None
+
+        created = wait_for(
+            retry,
+            timeout=30,
+            interval=0.5,
+            what="the retried creation to succeed",
         )
     finally:
         traffic.finish()
@@ -303,6 +340,24 @@ def test_kafka_outage_during_a_vote_stream(client, platform, settings, stack_kaf
     for pair, directions in acknowledged.items():
         on_log = [0] + [d for _v, d in sorted(logged[pair])]
         assert is_subsequence(collapse(directions), collapse(on_log)), (pair, directions, on_log)
+
+    # the outbox relay kept running and published the community created meanwhile
+    wait_for(
+        lambda: asyncio.run(outbox_sent(settings, community_id)),
+        timeout=60,
+        interval=0.5,
+        what="the relay to publish the community created during the outage",
+    )
+
+    # exactly one post came of the creation and its retries
+    marker = client.post(author, community, "after the outage")
+    titles = [
+        p["title"]
+        for p in client.listing(f"/communities/{community}/posts?sort=new&limit=100")["items"]
+    ]
+    assert titles.count(retried["title"]) == 1, titles
+    assert client.get_post(created.json()["post_id"])["title"] == retried["title"]
+    assert marker
 
     dead = [name for name, proc in platform.flows.items() if not proc.alive()]
     assert not dead, {name: platform.flows[name].log_tail() for name in dead}
