@@ -32,6 +32,13 @@ COOLDOWN_SECONDS = 1.0  # after a failure, publishes fail fast this long, then p
 # DELIVERY_TIMEOUT_MS (well after ACK_WAIT_SECONDS); reconnects are retried at least
 # every second, so a returning broker is found quickly.
 API_PRODUCER = {"delivery.timeout.ms": 10000, "reconnect.backoff.max.ms": 1000}
+# Delivery failures that say the broker cannot be reached (they open the circuit).
+BROKER_UNREACHABLE = {
+    KafkaError._MSG_TIMED_OUT,
+    KafkaError._TIMED_OUT,
+    KafkaError._TRANSPORT,
+    KafkaError._ALL_BROKERS_DOWN,
+}
 
 
 def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
@@ -151,6 +158,7 @@ class EventPublisher:
         self._down_reason = ""
         self._last_ack = 0.0
         self._fatal: KafkaError | None = None
+        self._retired: list[Producer] = []
         self._closing = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
         self._poller.start()
@@ -158,6 +166,10 @@ class EventPublisher:
     def _poll(self) -> None:
         while not self._closing.is_set():
             self._producer.poll(0.05)
+            for old in list(self._retired):
+                old.poll(0)
+                if len(old) == 0:  # every message it took has its final answer
+                    self._retired.remove(old)
 
     def _on_error(self, err: KafkaError) -> None:
         # Called on the poll thread. Connection errors are librdkafka's to retry; only
@@ -186,8 +198,8 @@ class EventPublisher:
             return
         old, self._producer, self._fatal = self._producer, Producer(self._config), None
         log.warning("replaced the kafka producer after a fatal error")
-        old.purge()  # its messages settle now (failed), not never
-        old.poll(0)
+        # Still polled: its messages get the answers librdkafka gives them, none invented.
+        self._retired.append(old)
 
     async def publish(self, event: Envelope) -> None:
         await self.publish_raw(topic_of(event).name, event.key, encode(event))
@@ -212,8 +224,9 @@ class EventPublisher:
         except BufferError:
             self._trip("local queue full")
             raise Unavailable("event log is busy, retry", {"retry": True}) from None
-        except KafkaException as exc:
-            self._trip(str(exc))
+        except KafkaException as exc:  # refused locally (a fatal producer, a bad message)
+            if exc.args and isinstance(exc.args[0], KafkaError) and exc.args[0].fatal():
+                self._fatal = exc.args[0]
             raise Unavailable("event log refused the write, retry", {"retry": True}) from None
         try:
             await asyncio.wait_for(asyncio.shield(done), self._ack_wait)
@@ -224,14 +237,13 @@ class EventPublisher:
             if self._last_ack < started:
                 self._trip(f"no acknowledgement within {self._ack_wait}s")
             raise DeliveryPending(done, self._ack_wait or 0.0) from None
-        except Unavailable as exc:
-            self._trip(exc.message)
-            raise
 
     def _settle(self, done: asyncio.Future[None], err: KafkaError | None) -> None:
         if err is None:
             self._last_ack = time.monotonic()
             self._down_until = 0.0  # a delivery proves the broker is back
+        elif err.code() in BROKER_UNREACHABLE or err.retriable():
+            self._trip(err.str())  # not for a failure of one message (e.g. its size)
         if done.done():
             return
         if err is None:
