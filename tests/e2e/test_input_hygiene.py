@@ -174,10 +174,15 @@ def test_nul_in_a_post_writes_nothing(client, setup):
         r = client.http.post(f"/communities/{community}/posts", json=body, headers=user.headers)
         assert_error(r, 400)
     good = client.post(user, community, "the only post")
-    # The content dataflow applies a community's posts in log order: once the good post
-    # is listed, a bad one published before it would be listed too.
-    items = client.listing(f"/communities/{community}/posts?sort=new")["items"]
-    assert [p["post_id"] for p in items] == [good]
+
+    # A community's posts are applied in log order: once the good post is listed, a bad
+    # one published before it would be listed too.
+    def listed() -> list[str] | None:
+        items = client.listing(f"/communities/{community}/posts?sort=new")["items"]
+        ids = [p["post_id"] for p in items]
+        return ids if good in ids else None
+
+    assert wait_for(listed, timeout=30, what="the good post to be listed") == [good]
 
 
 @pytest.mark.parametrize(
