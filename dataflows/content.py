@@ -38,14 +38,19 @@ from schemas.topics import COMMENTS, POSTS
 from stores import cql, post_views
 from stores.comments import COMMENT_TABLES
 from stores.comments import CommentWriter as CommentRows
-from stores.post_views import encode_view, view_key
 from stores.posts import (
     truncate_comment_counts,
     truncate_posts,
     upsert_comment_counts,
     upsert_posts,
 )
-from stores.redis_store import clear_target_markers, script_source, sync_client, target_key
+from stores.redis_store import (
+    clear_target_markers,
+    mark_target,
+    script_source,
+    sync_client,
+    target_key,
+)
 from stores.settings import Settings
 
 NAME = "content"
@@ -77,11 +82,6 @@ def post_row(event_id: str, p: PostCreated) -> tuple:
     )
 
 
-def listing_view(p: PostCreated) -> bytes:
-    """The fields a listing shows that never change with votes (see `stores.post_views`)."""
-    return encode_view(p)
-
-
 class PostWriter:
     """Post rows into their community's shard, then the vote marker and listing view."""
 
@@ -99,11 +99,8 @@ class PostWriter:
         # The marker is written after the row commits: a post is votable once readable.
         pipe = self.redis.pipeline(transaction=False)
         for _eid, p in batch:
-            pipe.hset(
-                target_key(p.post_id),
-                mapping={"c": p.community_id, "a": p.author_id, "k": "post"},
-            )
-            pipe.set(view_key(p.post_id), listing_view(p))
+            mark_target(pipe, p.post_id, p.community_id, p.author_id, "post")
+            post_views.store(pipe, p)
         pipe.execute()
 
     def close(self) -> None:
@@ -132,10 +129,7 @@ class CommentWriter:
         pipe = self.redis.pipeline(transaction=False)
         for c in batch:
             if isinstance(c, CommentCreated):
-                pipe.hset(
-                    target_key(c.comment_id),
-                    mapping={"c": c.community_id, "a": c.author_id, "k": "comment"},
-                )
+                mark_target(pipe, c.comment_id, c.community_id, c.author_id, "comment")
         pipe.execute()
 
     def close(self) -> None:

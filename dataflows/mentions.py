@@ -36,6 +36,7 @@ from schemas.topics import COMMENTS, POSTS
 from stores import notifications as store
 from stores.redis_store import inbox_channel, sync_client, unread_key
 from stores.settings import Settings
+from stores.users import existing_users
 
 NAME = "mentions"
 TOPICS = [POSTS.name, COMMENTS.name]
@@ -60,17 +61,6 @@ def notifiable(event: Event) -> Item | None:
     if isinstance(p, CommentEdited):  # mentions added by an edit (never a second reply)
         return Item(p.comment_id, p.post_id, p.author_id, p.author_name, p.body, None, p.edited_at)
     return None
-
-
-async def existing_users(conn: asyncpg.Connection, names: set[str]) -> dict[str, str]:
-    if not names:
-        return {}
-    rows = await conn.fetch(
-        "SELECT lower(username) AS name, user_id FROM users"
-        " WHERE lower(username) = ANY($1::text[]) AND deleted_at IS NULL",
-        sorted(names),
-    )
-    return {r["name"]: r["user_id"] for r in rows}
 
 
 class NotificationWriter:

@@ -31,7 +31,7 @@ from domain.ids import created_at
 from schemas.events import DeadLetter, PostCreated, PostPinned, ScoreChanged
 from schemas.topics import COMMUNITIES, POSTS, SCORES
 from stores import rankings
-from stores.posts import truncate_ranks
+from stores.posts import truncate_ranks, upsert_ranks
 from stores.rankings import SET_LIMIT, load_library, pins_key, rank_key
 from stores.redis_store import sync_client
 from stores.settings import Settings
@@ -39,15 +39,6 @@ from stores.settings import Settings
 NAME = "ranking"
 TOPICS = [POSTS.name, SCORES.name, COMMUNITIES.name]
 RISING_CADENCE = timedelta(seconds=60)
-
-UPSERT_RANK = (
-    "INSERT INTO post_ranks (post_id, community_id, created_at, score, upvotes, downvotes,"
-    " hot, rising, controversy, rank_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-    " ON CONFLICT (post_id) DO UPDATE SET score = EXCLUDED.score,"
-    " upvotes = EXCLUDED.upvotes, downvotes = EXCLUDED.downvotes, hot = EXCLUDED.hot,"
-    " rising = EXCLUDED.rising, controversy = EXCLUDED.controversy,"
-    " rank_seq = EXCLUDED.rank_seq WHERE post_ranks.rank_seq <= EXCLUDED.rank_seq"
-)
 
 
 def now() -> datetime:
@@ -243,7 +234,7 @@ class RankWriter:
     async def _rows(self, updates: list[RankUpdate]) -> None:
         for shard, items in self.shards.group_by_shard(updates, lambda u: u.community_id).items():
             conn = await self.shards.conn(shard)
-            await conn.executemany(UPSERT_RANK, [rank_row(u) for u in items])
+            await upsert_ranks(conn, (rank_row(u) for u in items))
 
     def write(self, batch: list[RankUpdate]) -> None:
         latest: dict[str, RankUpdate] = {}

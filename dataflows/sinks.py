@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import asyncpg
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from stores.placement import ThreadedPlacement, shard_names
+from stores.placement import ThreadedPlacement
 from stores.ring import ShardRing
 from stores.settings import Settings
 
@@ -94,26 +94,3 @@ class FunctionSink(DynamicSink[X]):
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition[X]:
         write, close = self.factory()
         return _Partition(write, close)
-
-
-def execute_on_shards(settings: Settings, sql: str) -> None:
-    async def run() -> None:
-        for shard in await shard_names(settings):
-            conn = await asyncpg.connect(settings.dsn(shard))
-            try:
-                await conn.execute(sql)
-            finally:
-                await conn.close()
-
-    asyncio.run(run())
-
-
-def execute_on_identity(settings: Settings, sql: str) -> None:
-    async def run() -> None:
-        conn = await asyncpg.connect(settings.dsn(settings.identity_db))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
