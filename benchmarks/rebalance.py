@@ -113,7 +113,7 @@ def seed(base: str, communities: int, posts: int) -> tuple[list[str], list[str]]
 def rebalance(*args: str) -> tuple[float, str]:
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "stores.rebalance", *args, "--no-progress"],
+        [sys.executable, "-m", "ops.shards", *args, "--no-progress"],
         cwd=ROOT,
         capture_output=True,
         text=True,

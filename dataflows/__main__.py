@@ -3,6 +3,9 @@
   python -m dataflows run NAME [-w N] [-i I -a ADDRS]   run with recovery on
   python -m dataflows replay NAME [-w N] [--yes]        wipe NAME's derived state and
                                                         rebuild it from offset 0
+  python -m dataflows backfill NAME (--since TIME | --offset N)
+                                                        re-read part of the log into
+                                                        NAME's views (stateless ones)
   python -m dataflows rebuild-rankings                 rebuild Redis listings from shards
   python -m dataflows list
   python -m dataflows dead-letters [--dataflow NAME]   list dead letters with reasons
@@ -21,9 +24,10 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import tempfile
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bytewax.dataflow import Dataflow
@@ -33,7 +37,7 @@ from tqdm import tqdm
 
 from dataflows import common, dead_letters, rebuild
 from dataflows.bootstrap import JOBS, build
-from stores.kafka_admin import end_offsets
+from stores.kafka_admin import end_offsets, offsets_for_time, partition_starts
 from stores.settings import Settings, get_settings
 
 RECOVERY_PARTITIONS = 4
@@ -80,8 +84,11 @@ def main() -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "command", choices=["run", "replay", "rebuild-rankings", "list", "dead-letters"]
+        "command",
+        choices=["run", "replay", "backfill", "rebuild-rankings", "list", "dead-letters"],
     )
+    parser.add_argument("--since", type=datetime.fromisoformat, help="backfill from this time")
+    parser.add_argument("--offset", type=int, help="backfill every partition from this offset")
     parser.add_argument("name", nargs="?", choices=sorted(JOBS))
     parser.add_argument("--dataflow", choices=sorted(JOBS), help="dead letters of one dataflow")
     parser.add_argument(
@@ -111,6 +118,9 @@ def main() -> None:
         ensure_recovery(recovery)
         execute(build(args.name, settings, tail=True), args, recovery)
         return
+    if args.command == "backfill":
+        backfill(parser, args, settings)
+        return
     if not args.yes and sys.stdin.isatty():
         answer = input(f"wipe everything {args.name} derived and rebuild it? [y/N] ")
         if answer.strip().lower() != "y":
@@ -129,6 +139,40 @@ def main() -> None:
         done.set()
         progress.join()
     print(f"replayed {args.name}: {total} events in {time.monotonic() - started:.1f}s")
+
+
+def backfill(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Settings) -> None:
+    """Re-read the log from a time or offset to its current end into the dataflow's
+    views, next to its running job (own recovery store; sinks are idempotent)."""
+    job = JOBS[args.name]
+    if not job.backfillable:
+        parser.error(f"{args.name} keeps state built from the whole log: use replay")
+    if (args.since is None) == (args.offset is None):
+        parser.error("backfill needs exactly one of --since or --offset")
+    bootstrap = settings.kafka_bootstrap
+    if args.since is not None:
+        since = args.since if args.since.tzinfo else args.since.replace(tzinfo=UTC)
+        starts = offsets_for_time(bootstrap, job.topics, since)
+    else:
+        starts = partition_starts(bootstrap, job.topics, args.offset)
+    ends = {t: end_offsets(bootstrap, t) for t in job.topics}
+    total = sum(
+        max(0, ends[topic][int(part)] - start)
+        for key, start in starts.items()
+        for part, _, topic in [key.partition("-")]
+    )
+    with tempfile.TemporaryDirectory(prefix=f"backfill-{args.name}-") as tmp:
+        recovery = Path(tmp)
+        ensure_recovery(recovery)
+        done = threading.Event()
+        progress = threading.Thread(target=show_progress, args=(total, done), daemon=True)
+        progress.start()
+        try:
+            execute(build(args.name, settings, tail=False, starts=starts), args, recovery)
+        finally:
+            done.set()
+            progress.join()
+    print(f"backfilled {args.name}: {total} events")
 
 
 def dead_letter_command(args: argparse.Namespace) -> int:

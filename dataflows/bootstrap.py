@@ -103,16 +103,21 @@ class Job:
     build: Callable[[Wiring], Dataflow]
     wipe: Callable[[Settings], None]
     topics: tuple[str, ...]
+    # Whether re-reading part of the log is safe without wiping (its state per key
+    # does not depend on having seen the log from the start).
+    backfillable: bool = False
 
 
 JOBS: dict[str, Job] = {
-    "content": Job(content_flow, content.wipe, tuple(content.TOPICS)),
+    "content": Job(content_flow, content.wipe, tuple(content.TOPICS), backfillable=True),
     "votes": Job(votes_flow, votes.wipe, tuple(votes.TOPICS)),
     "ranking": Job(ranking_flow, ranking.wipe, tuple(ranking.TOPICS)),
     "karma": Job(karma_flow, karma.wipe, tuple(karma.TOPICS)),
-    "mentions": Job(mentions_flow, mentions.wipe, tuple(mentions.TOPICS)),
+    "mentions": Job(mentions_flow, mentions.wipe, tuple(mentions.TOPICS), backfillable=True),
 }
 
 
-def build(name: str, settings: Settings, *, tail: bool = True) -> Dataflow:
-    return JOBS[name].build(Wiring(settings, name, tail))
+def build(
+    name: str, settings: Settings, *, tail: bool = True, starts: dict[str, int] | None = None
+) -> Dataflow:
+    return JOBS[name].build(Wiring(settings, name, tail, starts))

@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bytewax.connectors.kafka import KafkaSinkMessage, KafkaSource
 from bytewax.inputs import Source
@@ -139,6 +139,19 @@ class LetterSink(DynamicSink[DeadLetter]):
         return _LetterPartition(self.open_box(), Backoff())
 
 
+class FromOffsets(KafkaSource):
+    """A Kafka source that starts each partition (`"{partition}-{topic}"`) at a given
+    offset when it has no snapshot: what a backfill from a time or an offset needs."""
+
+    def __init__(self, starts: dict[str, int], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.starts = starts
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> Any:
+        start = resume_state if resume_state is not None else self.starts.get(for_part)
+        return super().build_part(step_id, for_part, start)
+
+
 @dataclass(frozen=True)
 class Wiring:
     """Builds the production sources and sinks of one dataflow."""
@@ -146,15 +159,18 @@ class Wiring:
     settings: Settings
     dataflow: str
     tail: bool = True
+    starts: dict[str, int] | None = None  # backfill: first offset per partition
 
     def source(self, topics: list[str]) -> Source[SourceItem]:
-        return KafkaSource(
-            [self.settings.kafka_bootstrap],
-            topics,
-            tail=self.tail,
-            add_config={"fetch.wait.max.ms": "20"},
-            raise_on_errors=False,
-        )
+        options: dict[str, Any] = {
+            "tail": self.tail,
+            "add_config": {"fetch.wait.max.ms": "20"},
+            "raise_on_errors": False,
+        }
+        brokers = [self.settings.kafka_bootstrap]
+        if self.starts is not None:
+            return FromOffsets(self.starts, brokers, topics, **options)
+        return KafkaSource(brokers, topics, **options)
 
     def letter_box(self) -> LetterBox:
         return KafkaLetterBox(self.settings.kafka_bootstrap)

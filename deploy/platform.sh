@@ -21,8 +21,8 @@ supervision() { "$PYTHON" deploy/supervision.py "$@"; }
 
 case "${1:-}" in
   up)
-    "$PYTHON" -m stores.migrate
-    "$PYTHON" -m stores.kafka_admin ensure-topics
+    "$PYTHON" -m ops migrate
+    "$PYTHON" -m ops topics ensure
     supervision up
     supervision wait-ready "http://127.0.0.1:$API_PORT/readyz" --timeout 90
     echo "[platform] API ready on http://127.0.0.1:$API_PORT (OpenAPI: /api/v1/openapi.json)"

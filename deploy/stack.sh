@@ -102,15 +102,15 @@ EOF
 
 ensure_topics() {
   [ -f "$REPO_ROOT/stores/kafka_admin.py" ] || return 0
-  info "kafka: python -m stores.kafka_admin ensure-topics"
+  info "kafka: python -m ops topics ensure"
   (
     cd "$REPO_ROOT"
     set -a
     # shellcheck disable=SC1090
     . "$ENV_FILE"
     set +a
-    "$PYTHON" -m stores.kafka_admin ensure-topics
-  ) || die "kafka: 'python -m stores.kafka_admin ensure-topics' failed"
+    "$PYTHON" -m ops topics ensure
+  ) || die "kafka: 'python -m ops topics ensure' failed"
 }
 
 summary() {

@@ -10,8 +10,8 @@ if ! bash deploy/stack.sh status >/dev/null 2>&1; then
   trap 'bash deploy/stack.sh down' EXIT
 fi
 bash deploy/stack.sh up
-python3 -m stores.migrate
-python3 -m stores.kafka_admin ensure-topics
+python3 -m ops migrate
+python3 -m ops topics ensure
 # Servers-free tests first, then integration, then the end-to-end suite (whose
 # platform processes, the outbox relay among them, stay up until the session ends).
 if [ $# -eq 0 ]; then set -- tests/unit tests/integration tests/e2e; fi

@@ -1,15 +1,14 @@
-"""Kafka admin helpers: `python -m stores.kafka_admin ensure-topics` creates the catalog."""
+"""Kafka admin adapter: creates the topic catalog and reads partition ends (the
+operator command is `agora topics ensure`)."""
 
 from __future__ import annotations
 
-import argparse
-import sys
+from datetime import datetime
 
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from schemas.topics import BY_NAME, CATALOG
-from stores.settings import get_settings
+from schemas.topics import CATALOG
 
 
 def admin(bootstrap: str) -> AdminClient:
@@ -53,20 +52,30 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         consumer.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("command", choices=["ensure-topics", "offsets"])
-    parser.add_argument("--topic", choices=sorted(BY_NAME))
-    args = parser.parse_args()
-    bootstrap = get_settings().kafka_bootstrap
-    if args.command == "ensure-topics":
-        created = ensure_topics(bootstrap)
-        print(f"topics created: {', '.join(created) if created else 'none (all present)'}")
-    else:
-        for name in [args.topic] if args.topic else sorted(BY_NAME):
-            print(name, end_offsets(bootstrap, name))
-    sys.exit(0)
+def offsets_for_time(bootstrap: str, topics: tuple[str, ...], since: datetime) -> dict[str, int]:
+    """First offset at or after `since` in each partition (`"{partition}-{topic}"`)."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "agora-admin", "enable.auto.commit": False}
+    )
+    try:
+        wanted = []
+        for topic in topics:
+            for part in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
+                wanted.append(TopicPartition(topic, part, int(since.timestamp() * 1000)))
+        found = consumer.offsets_for_times(wanted, timeout=10)
+        starts: dict[str, int] = {}
+        for tp in found:
+            offset = tp.offset
+            if offset < 0:  # nothing that late: start at the end
+                offset = consumer.get_watermark_offsets(
+                    TopicPartition(tp.topic, tp.partition), timeout=10
+                )[1]
+            starts[f"{tp.partition}-{tp.topic}"] = offset
+        return starts
+    finally:
+        consumer.close()
 
 
-if __name__ == "__main__":
-    main()
+def partition_starts(bootstrap: str, topics: tuple[str, ...], offset: int) -> dict[str, int]:
+    """The same first offset in every partition (`"{partition}-{topic}"`)."""
+    return {f"{p}-{t}": offset for t in topics for p in end_offsets(bootstrap, t)}

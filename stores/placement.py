@@ -3,7 +3,7 @@
 Every process that routes to a post shard (the API's `ShardRouter`, the dataflow
 sinks' `ShardConnections`) asks a `PlacementView`. The view is loaded from the
 identity database (`shards`, `shard_placement`), so a rebalance's flip reaches every
-process without a restart: `python -m stores.rebalance` bumps the placement version
+process without a restart: `agora shards` bumps the placement version
 and NOTIFYs channel `shard_placement`; each process reloads within milliseconds, or
 within `POLL_SECONDS` if a notification is missed, and reports the version it uses in
 `placement_observers`. The rebalance moves on only once every observer seen in the
@@ -45,7 +45,7 @@ POLL_SECONDS = 0.5  # fallback when a NOTIFY is missed: the staleness bound of a
 HEARTBEAT_SECONDS = 2.0  # an unchanged version is re-reported this often
 WRITER_LEASE_SECONDS = 5.0  # a writer never routes with a view unconfirmed for longer
 OBSERVER_EXPIRY_SECONDS = 15.0  # observers silent for longer no longer hold a move back
-MISSING = "the shard placement tables are missing: run `python -m stores.migrate`"
+MISSING = "the shard placement tables are missing: run `agora migrate`"
 
 
 @dataclass(frozen=True)

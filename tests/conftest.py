@@ -27,8 +27,8 @@ def stack(settings) -> Iterator[None]:
     """Schema migrated and topics created (both idempotent)."""
     import asyncio
 
+    from ops.migrate import migrate_all
     from stores.kafka_admin import ensure_topics
-    from stores.migrate import migrate_all
 
     asyncio.run(migrate_all(settings))
     ensure_topics(settings.kafka_bootstrap)

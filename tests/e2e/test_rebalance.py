@@ -1,4 +1,4 @@
-"""Shard operations: `python -m stores.rebalance` moves communities to a new shard while
+"""Shard operations: `python -m ops.shards` (`agora shards`) moves communities to a new shard while
 the API serves reads and the dataflows write, and an interrupted move resumes.
 
 The module starts and ends with the two-shard ring (see `two_shards`).
@@ -39,7 +39,7 @@ NEW_SHARD = "posts_shard_2"
 
 def rebalance(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "stores.rebalance", *args],
+        [sys.executable, "-m", "ops.shards", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -50,7 +50,7 @@ def rebalance(*args: str) -> subprocess.CompletedProcess[str]:
 
 def start_rebalance(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "stores.rebalance", *args],
+        [sys.executable, "-m", "ops.shards", *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -1,4 +1,4 @@
-"""Versioned SQL migrations: `python -m stores.migrate` applies what each database lacks.
+"""Versioned SQL migrations: `agora migrate` applies what each database lacks.
 
 Files are `stores/migrations/<kind>/<NNN>_<name>.sql`; kind `identity` goes to the
 identity database, kind `shard` to every post shard. Each file runs once, in a
@@ -17,7 +17,7 @@ import asyncpg
 from stores import cql
 from stores.settings import Settings, get_settings
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATIONS = Path(__file__).resolve().parent.parent / "stores" / "migrations"
 
 
 def migration_files(kind: str) -> list[tuple[int, Path]]:

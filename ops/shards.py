@@ -1,10 +1,10 @@
 """Shard operations: grow (or shrink) the post shard ring, moving only the communities
 whose owner changes, while the API reads and the dataflows write.
 
-  python -m stores.rebalance add-shard NAME [--batch-size N] [--pause S]
-  python -m stores.rebalance remove-shard NAME [--batch-size N] [--pause S]
-  python -m stores.rebalance status [--verify]
-  python -m stores.rebalance sweep
+  agora shards add-shard NAME [--batch-size N] [--pause S]
+  agora shards remove-shard NAME [--batch-size N] [--pause S]
+  agora shards status [--verify]
+  agora shards sweep
 
 `add-shard` creates the database if it is missing (CREATE DATABASE when the role may,
 else the local stack's `deploy/stack.sh createdb`), migrates it, and starts a move from
@@ -45,7 +45,7 @@ from typing import Any, NoReturn
 import asyncpg
 from tqdm import tqdm
 
-from stores.migrate import migrate_database
+from ops.migrate import migrate_database
 from stores.placement import (
     OBSERVER_EXPIRY_SECONDS,
     Move,
@@ -142,8 +142,7 @@ class Rebalancer:
         for name, tables in rest:
             if tables != first[1]:
                 raise OperationFailed(
-                    f"{name} and {first[0]} have different shard tables:"
-                    " run `python -m stores.migrate` first"
+                    f"{name} and {first[0]} have different shard tables: run `agora migrate` first"
                 )
         return first[1]
 
@@ -516,7 +515,7 @@ def _terminate(_signum: int, _frame: object) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m stores.rebalance",
+        prog="agora shards",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
