@@ -7,5 +7,6 @@ COPY domain domain
 COPY schemas schemas
 COPY stores stores
 COPY ws ws
+COPY ops ops
 RUN pip install --no-cache-dir .
 ENV STATE_DIR=/app/.state
