@@ -8,5 +8,6 @@ COPY schemas schemas
 COPY stores stores
 COPY ws ws
 COPY ops ops
+COPY observability observability
 RUN pip install --no-cache-dir .
 ENV STATE_DIR=/app/.state

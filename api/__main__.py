@@ -8,6 +8,7 @@ from sanic import Sanic
 from sanic.worker.loader import AppLoader
 
 from api.app import create_app
+from observability.metrics import cleanup_multiprocess, enable_multiprocess
 
 
 def main() -> None:
@@ -16,6 +17,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
+    # Workers share one metrics directory: /metrics is one view across them.
+    metrics_dir = enable_multiprocess()
     loader = AppLoader(factory=create_app)
     app = loader.load()
     app.prepare(
@@ -25,7 +28,10 @@ def main() -> None:
         single_process=args.workers == 1,
         motd=False,
     )
-    Sanic.serve(primary=app, app_loader=loader)
+    try:
+        Sanic.serve(primary=app, app_loader=loader)
+    finally:
+        cleanup_multiprocess(metrics_dir)
 
 
 if __name__ == "__main__":

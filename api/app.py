@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
 
-from prometheus_client import Counter, Histogram
 from sanic import HTTPResponse, Request, Sanic
 
 from api import errors, openapi
@@ -21,10 +21,8 @@ from api.routes import (
     users,
     votes,
 )
+from observability.metrics import HTTP_LATENCY, HTTP_REQUESTS, worker_exited
 from stores.settings import get_settings
-
-REQUESTS = Counter("http_requests_total", "HTTP requests", ["route", "status"])
-LATENCY = Histogram("http_request_seconds", "HTTP request latency", ["route"])
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -61,6 +59,7 @@ def create_app(name: str = "agora") -> Sanic:
     @app.after_server_stop
     async def stop(app: Sanic) -> None:
         await app.ctx.platform.close()
+        worker_exited(os.getpid())
 
     @app.on_request
     async def started(request: Request) -> None:
@@ -70,9 +69,10 @@ def create_app(name: str = "agora") -> Sanic:
     @app.on_response
     async def observed(request: Request, response: HTTPResponse) -> None:
         route = request.route.path if request.route else "unmatched"
-        REQUESTS.labels(route, str(response.status)).inc()
+        status = str(response.status)
+        HTTP_REQUESTS.labels(route, request.method, status).inc()
         started_at = getattr(request.ctx, "started", None)
         if started_at is not None:
-            LATENCY.labels(route).observe(time.perf_counter() - started_at)
+            HTTP_LATENCY.labels(route, status).observe(time.perf_counter() - started_at)
 
     return app

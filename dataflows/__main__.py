@@ -22,6 +22,7 @@ leaves a recovery store from which the next `run` continues.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -37,6 +38,7 @@ from tqdm import tqdm
 
 from dataflows import common, dead_letters, rebuild
 from dataflows.bootstrap import JOBS, build
+from observability import metrics
 from stores.kafka_admin import end_offsets, offsets_for_time, partition_starts
 from stores.settings import Settings, get_settings
 
@@ -87,6 +89,12 @@ def main() -> None:
         "command",
         choices=["run", "replay", "backfill", "rebuild-rankings", "list", "dead-letters"],
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(os.environ.get("METRICS_PORT", "0")),
+        help="serve /metrics on this port (loopback); env METRICS_PORT",
+    )
     parser.add_argument("--since", type=datetime.fromisoformat, help="backfill from this time")
     parser.add_argument("--offset", type=int, help="backfill every partition from this offset")
     parser.add_argument("name", nargs="?", choices=sorted(JOBS))
@@ -115,6 +123,8 @@ def main() -> None:
     job = JOBS[args.name]
     recovery = recovery_dir(settings, args.name)
     if args.command == "run":
+        if args.metrics_port:
+            metrics.serve(args.metrics_port)
         ensure_recovery(recovery)
         execute(build(args.name, settings, tail=True), args, recovery)
         return

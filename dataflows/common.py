@@ -13,6 +13,7 @@ from bytewax.inputs import Source
 
 from dataflows.checks import check_ids
 from dataflows.guard import Guard, Origin, Traced, letter
+from observability.metrics import RECORDS
 from schemas.envelope import Envelope, decode
 from schemas.events import DeadLetter, Payload
 
@@ -51,6 +52,7 @@ def as_record(dataflow: str, item: SourceItem) -> Traced[bytes | None] | DeadLet
             return None
         return letter(dataflow, "kafka_in", origin_of(item.msg), f"kafka: {item.err.str()}")
     PROGRESS.count += 1
+    RECORDS.labels(dataflow, item.topic or "").inc()
     return Traced(origin_of(item), item.value)
 
 

@@ -36,6 +36,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream
 from bytewax.outputs import DynamicSink, Sink, StatelessSinkPartition
 
+from observability.metrics import DEAD_LETTERS, SINK_BATCHES, SINK_RECORDS, SINK_RETRIES
 from schemas.events import DeadLetter, escape_controls
 
 X = TypeVar("X")
@@ -73,6 +74,7 @@ class Traced(Generic[X]):
 
 
 def letter(dataflow: str, step: str, origin: Origin, reason: str) -> DeadLetter:
+    DEAD_LETTERS.labels(dataflow, step).inc()
     raw = (origin.raw or b"")[:RAW_LIMIT].decode("utf-8", errors="replace")
     return DeadLetter(
         source_topic=origin.topic,
@@ -308,10 +310,13 @@ class GuardedPartition(StatelessSinkPartition[Traced[X]]):
         self.sleep = sleep
 
     def write_batch(self, items: list[Traced[X]]) -> None:
+        started = time.perf_counter()
         refused: list[DeadLetter] = []
         self._write(items, refused)
         if refused:
             self._publish(refused)
+        SINK_BATCHES.labels(self.dataflow, self.step_id).observe(time.perf_counter() - started)
+        SINK_RECORDS.labels(self.dataflow, self.step_id).inc(len(items) - len(refused))
 
     def _write(self, items: list[Traced[X]], refused: list[DeadLetter]) -> None:
         attempt = 0
@@ -329,6 +334,7 @@ class GuardedPartition(StatelessSinkPartition[Traced[X]]):
                         describe(exc)[:300],
                         delay,
                     )
+                    SINK_RETRIES.labels(self.dataflow, self.step_id).inc()
                     self.sleep(delay)
                     attempt += 1
                     continue

@@ -79,6 +79,9 @@ class Program:
             raise ValueError(f"program {self.name}: empty command")
 
 
+METRICS_BASE = 9101
+
+
 def platform_programs(
     python: str, api_port: int = 8000, api_workers: int = 2, ws_port: int = 8001
 ) -> list[Program]:
@@ -87,7 +90,8 @@ def platform_programs(
     programs = [
         Program(
             name,
-            [python, "-m", "dataflows", "run", name],
+            # /metrics of each dataflow on loopback: 9101 content, 9102 votes, ...
+            [python, "-m", "dataflows", "run", name, "--metrics-port", str(METRICS_BASE + i)],
             priority=10 + i,
             stopwaitsecs=dataflow_stop,
         )

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from observability.metrics import WS_DROPPED, WS_PUSHES
 from schemas.push import notification_id_of
 from stores.redis_store import inbox_channel
 
@@ -59,6 +60,7 @@ class Client:
         if notification_id is None:
             self.unread = message  # only the latest count matters
         elif len(self.pending) >= self.queue_limit:
+            WS_DROPPED.inc()
             self.dropped = True
             self.pending.clear()
             asyncio.get_running_loop().create_task(
@@ -91,6 +93,7 @@ class Client:
                     if len(self.seen) > SEEN_IDS:
                         self.seen.popitem(last=False)
                 await self.socket.send(message, text=True)
+                WS_PUSHES.inc()
                 if notification_id is not None:
                     delivered(notification_id)
             if self.unread is not None and not self.dropped:

@@ -26,6 +26,7 @@ from websockets.exceptions import ConnectionClosed
 
 from api.security import Principal, TokenService
 from domain.errors import Unauthorized
+from observability.metrics import WS_CONNECTIONS, exposition
 from schemas.push import notification_message, notification_view, unread_message
 from stores import notifications as store
 from stores.pg import create_pool
@@ -83,6 +84,9 @@ class PushServer:
         if path == "/healthz":
             body = orjson.dumps({"status": "ok", "connections": self.hub.connections})
             return connection.respond(HTTPStatus.OK, body.decode())
+        if path == "/metrics":
+            WS_CONNECTIONS.set(self.hub.connections)
+            return connection.respond(HTTPStatus.OK, exposition()[0].decode())
         if path not in PATHS:
             return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
         return None

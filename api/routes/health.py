@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sanic import Blueprint, HTTPResponse, Request
 from sanic.response import raw
 
 from api.http import json, platform
+from observability.metrics import exposition
 
 bp = Blueprint("health")
 
@@ -55,4 +55,5 @@ async def readyz(request: Request) -> HTTPResponse:
 @bp.get("/metrics")
 @bp.get("/api/v1/metrics", name="metrics_v1")
 async def metrics(_request: Request) -> HTTPResponse:
-    return raw(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+    body, content_type = exposition()
+    return raw(body, content_type=content_type)

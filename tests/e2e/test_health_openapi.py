@@ -13,7 +13,7 @@ def test_health_and_ready(platform):
     assert ready.status_code == 200
     assert "kafka" in ready.json()["checks"] and "redis" in ready.json()["checks"]
     metrics = httpx.get(f"{platform.base}/metrics")
-    assert "http_requests_total" in metrics.text
+    assert "agora_http_requests_total" in metrics.text
 
 
 def test_openapi_describes_exactly_the_routes(platform):
