@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import time
 
 from sanic import HTTPResponse, Request, Sanic
@@ -21,14 +23,24 @@ from api.routes import (
     users,
     votes,
 )
+from domain.ids import new_id
+from observability import logs
 from observability.metrics import HTTP_LATENCY, HTTP_REQUESTS, worker_exited
 from stores.settings import get_settings
 
+log = logging.getLogger("api")
 MAX_BODY_BYTES = 64 * 1024
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def request_id_of(header: str | None) -> str:
+    """The caller's X-Request-ID when it is a plain token, else a new one."""
+    return header if header and REQUEST_ID.match(header) else new_id()
 
 
 def create_app(name: str = "agora") -> Sanic:
-    app = Sanic(name)
+    logs.configure("api")
+    app = Sanic(name, configure_logging=False)
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.KEEP_ALIVE_TIMEOUT = 30
@@ -64,15 +76,22 @@ def create_app(name: str = "agora") -> Sanic:
     @app.on_request
     async def started(request: Request) -> None:
         request.ctx.started = time.perf_counter()
+        request.ctx.request_id = request_id_of(request.headers.get("x-request-id"))
+        logs.REQUEST_ID.set(request.ctx.request_id)
         check_parameters(request)
 
     @app.on_response
     async def observed(request: Request, response: HTTPResponse) -> None:
+        request_id = getattr(request.ctx, "request_id", None)
+        if request_id:
+            response.headers["X-Request-ID"] = request_id
         route = request.route.path if request.route else "unmatched"
         status = str(response.status)
         HTTP_REQUESTS.labels(route, request.method, status).inc()
         started_at = getattr(request.ctx, "started", None)
         if started_at is not None:
             HTTP_LATENCY.labels(route, status).observe(time.perf_counter() - started_at)
+        if response.status >= 400:
+            log.info("%s %s answered %s", request.method, route, status)
 
     return app

@@ -16,6 +16,7 @@ import signal
 import asyncpg
 
 from domain.errors import Unavailable
+from observability import logs
 from stores import outbox
 from stores.kafka import EventPublisher
 from stores.settings import get_settings
@@ -77,7 +78,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--poll-interval", type=float, default=0.2)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logs.configure("relay")
 
     async def runner() -> None:
         stop = asyncio.Event()

@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from dataflows import common, dead_letters, rebuild
 from dataflows.bootstrap import JOBS, build
-from observability import metrics
+from observability import logs, metrics
 from stores.kafka_admin import end_offsets, offsets_for_time, partition_starts
 from stores.settings import Settings, get_settings
 
@@ -119,6 +119,7 @@ def main() -> None:
         return
     if args.name is None:
         parser.error("name a dataflow")
+    logs.configure(f"dataflow:{args.name}")
     settings = get_settings()
     job = JOBS[args.name]
     recovery = recovery_dir(settings, args.name)

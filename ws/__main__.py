@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 
+from observability import logs
 from stores.settings import get_settings
 from ws.server import Options, run
 
@@ -19,8 +19,7 @@ def main() -> None:
     parser.add_argument("--ping-interval", type=float, default=20.0)
     parser.add_argument("--ping-timeout", type=float, default=20.0)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("websockets").setLevel(logging.WARNING)
+    logs.configure("ws")
     options = Options(args.host, args.port, args.queue, args.ping_interval, args.ping_timeout)
 
     async def runner() -> None:
