@@ -32,9 +32,8 @@ def test_logs_are_json_with_request_ids_and_no_secrets(client, platform) -> None
     )
     assert bad.status_code == 400
     assert bad.headers["X-Request-ID"] == "rid-logs-1"
-    assert (
-        http.get("/notifications", headers={"Authorization": f"Bearer {user.token}x"}).status_code == 401
-    )
+    tampered = {"Authorization": f"Bearer {user.token}x"}
+    assert http.get("/notifications", headers=tampered).status_code == 401
     forged = http.get(
         "/feed", headers={"Authorization": "Bearer not-a-token", "X-Request-ID": "bad id!"}
     )
