@@ -12,15 +12,15 @@ changed by the copy.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from schemas.envelope import InvalidEvent, decode
 from schemas.events import DeadLetter
 from schemas.topics import BY_NAME, DEAD_LETTER
 from stores.kafka import producer_config
+from stores.log_reader import read_topic
 
 
 @dataclass(frozen=True)
@@ -55,42 +55,10 @@ class Listed:
         return SourceRef(self.letter.source_topic, self.letter.partition, self.letter.offset)
 
 
-def _read_topic(bootstrap: str, topic: str) -> Iterator[Message]:
-    """Every record of `topic` from the start to its current end."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "agora-dead-letters",
-            "enable.auto.commit": False,
-        }
-    )
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {}
-        for p in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high > low:
-                ends[p] = high
-        if not ends:
-            return
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-        while ends:
-            for msg in consumer.consume(500, 1.0):
-                if msg.error() is not None:
-                    continue
-                part, offset = msg.partition(), msg.offset()
-                if part in ends and offset is not None and offset < ends[part]:
-                    yield msg
-                    if offset + 1 >= ends[part]:
-                        del ends[part]
-    finally:
-        consumer.close()
-
-
 def list_letters(bootstrap: str, dataflow: str | None = None) -> list[Listed]:
     """Dead letters, one per (dataflow, source record), oldest first."""
     seen: dict[tuple[str, str, int, int], Listed] = {}
-    for msg in _read_topic(bootstrap, DEAD_LETTER.name):
+    for msg in read_topic(bootstrap, DEAD_LETTER.name):
         try:
             _envelope, payload = decode(msg.value())
         except InvalidEvent:
