@@ -24,7 +24,7 @@ from api.routes import (
     votes,
 )
 from domain.ids import new_id
-from observability import logs
+from observability import logs, tracing
 from observability.metrics import HTTP_LATENCY, HTTP_REQUESTS, worker_exited
 from stores.settings import get_settings
 
@@ -40,6 +40,7 @@ def request_id_of(header: str | None) -> str:
 
 def create_app(name: str = "agora") -> Sanic:
     logs.configure("api")
+    tracing.configure("api")
     app = Sanic(name, configure_logging=False)
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
     app.config.FALLBACK_ERROR_FORMAT = "json"
@@ -78,6 +79,10 @@ def create_app(name: str = "agora") -> Sanic:
         request.ctx.started = time.perf_counter()
         request.ctx.request_id = request_id_of(request.headers.get("x-request-id"))
         logs.REQUEST_ID.set(request.ctx.request_id)
+        route = request.route.path if request.route else "unmatched"
+        request.ctx.trace = tracing.start_request(
+            f"{request.method} /{route}", {"traceparent": request.headers.get("traceparent", "")}
+        )
         check_parameters(request)
 
     @app.on_response
@@ -93,5 +98,10 @@ def create_app(name: str = "agora") -> Sanic:
             HTTP_LATENCY.labels(route, status).observe(time.perf_counter() - started_at)
         if response.status >= 400:
             log.info("%s %s answered %s", request.method, route, status)
+        trace_handle = getattr(request.ctx, "trace", None)
+        answer = tracing.traceresponse(trace_handle)
+        if answer:
+            response.headers["traceresponse"] = answer
+        tracing.end_request(trace_handle, response.status)
 
     return app

@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from dataflows import common, dead_letters, rebuild
 from dataflows.bootstrap import JOBS, build
-from observability import logs, metrics
+from observability import logs, metrics, tracing
 from stores.kafka_admin import end_offsets, offsets_for_time, partition_starts
 from stores.settings import Settings, get_settings
 
@@ -120,6 +120,7 @@ def main() -> None:
     if args.name is None:
         parser.error("name a dataflow")
     logs.configure(f"dataflow:{args.name}")
+    tracing.configure(f"dataflow:{args.name}")
     settings = get_settings()
     job = JOBS[args.name]
     recovery = recovery_dir(settings, args.name)

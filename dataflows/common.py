@@ -13,6 +13,7 @@ from bytewax.inputs import Source
 
 from dataflows.checks import check_ids
 from dataflows.guard import Guard, Origin, Traced, letter
+from observability import tracing
 from observability.metrics import RECORDS
 from schemas.envelope import Envelope, decode
 from schemas.events import DeadLetter, Payload
@@ -39,7 +40,13 @@ class Event:
 
 
 def origin_of(msg: Message) -> Origin:
-    return Origin(msg.topic or "", msg.partition or 0, msg.offset or 0, msg.value)
+    return Origin(
+        msg.topic or "",
+        msg.partition or 0,
+        msg.offset or 0,
+        msg.value,
+        tracing.traceparent_of(msg.headers),
+    )
 
 
 def as_record(dataflow: str, item: SourceItem) -> Traced[bytes | None] | DeadLetter | None:

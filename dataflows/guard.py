@@ -36,6 +36,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream
 from bytewax.outputs import DynamicSink, Sink, StatelessSinkPartition
 
+from observability import tracing
 from observability.metrics import DEAD_LETTERS, SINK_BATCHES, SINK_RECORDS, SINK_RETRIES
 from schemas.events import DeadLetter, escape_controls
 
@@ -56,12 +57,14 @@ REASON_LIMIT = 2_000
 
 @dataclass(frozen=True)
 class Origin:
-    """Where a record sits in the log; `raw` is its value, kept for the dead letter."""
+    """Where a record sits in the log; `raw` is its value, kept for the dead letter;
+    `traceparent` the trace it belongs to, if its producer was tracing."""
 
     topic: str
     partition: int
     offset: int
     raw: bytes | None = None
+    traceparent: bytes | None = None
 
 
 CLOCK = Origin("", -1, -1)  # outputs a timer produced, not a record
@@ -176,11 +179,17 @@ class Guard:
         self, step_id: str, stream: Stream[Traced[X]], fn: Callable[[X], Y | None]
     ) -> Stream[Traced[Y]]:
         """`fn` per value; None drops the value, an exception dead-letters it."""
+        return self.map_traced(step_id, stream, lambda item: fn(item.value))
+
+    def map_traced(
+        self, step_id: str, stream: Stream[Traced[X]], fn: Callable[[Traced[X]], Y | None]
+    ) -> Stream[Traced[Y]]:
+        """As `map`, for a function that also needs the record's origin."""
         dataflow = self.dataflow
 
         def apply(item: Traced[X]) -> Traced[Y] | DeadLetter | None:
             try:
-                out = fn(item.value)
+                out = fn(item)
             except Exception as exc:
                 return letter(dataflow, step_id, item.origin, describe(exc))
             return None if out is None else Traced(item.origin, out)
@@ -311,8 +320,18 @@ class GuardedPartition(StatelessSinkPartition[Traced[X]]):
 
     def write_batch(self, items: list[Traced[X]]) -> None:
         started = time.perf_counter()
+        spans = tracing.record_spans(
+            f"write {self.step_id}",
+            [i.origin.traceparent for i in items],
+            dataflow=self.dataflow,
+            step=self.step_id,
+        )
         refused: list[DeadLetter] = []
-        self._write(items, refused)
+        try:
+            self._write(items, refused)
+        finally:
+            for span in spans:
+                span.end()
         if refused:
             self._publish(refused)
         SINK_BATCHES.labels(self.dataflow, self.step_id).observe(time.perf_counter() - started)

@@ -34,6 +34,7 @@ from domain.errors import NotFound
 from domain.ids import post_of_comment
 from domain.lifecycle import evictable_at
 from domain.votes import Tally
+from observability import tracing
 from schemas.envelope import encode, new_event
 from schemas.events import DeadLetter, ScoreChanged, VoteCast
 from schemas.topics import VOTES
@@ -208,7 +209,9 @@ class TallyWriter:
         self.redis.close()
 
 
-def score_message(t: TallyOut) -> KafkaSinkMessage[bytes, bytes]:
+def score_message(item: Traced[TallyOut]) -> KafkaSinkMessage[bytes, bytes]:
+    """The tally as an event, carrying the trace of the vote it applied last."""
+    t = item.value
     payload = ScoreChanged(
         target_id=t.target_id,
         target_type=t.target_type,  # type: ignore[arg-type]
@@ -222,7 +225,12 @@ def score_message(t: TallyOut) -> KafkaSinkMessage[bytes, bytes]:
         author_vote=t.author_vote,  # type: ignore[arg-type]
     )
     key = t.target_id
-    return KafkaSinkMessage(key=key.encode(), value=encode(new_event(payload, key=key)))
+    parent = item.origin.traceparent
+    return KafkaSinkMessage(
+        key=key.encode(),
+        value=encode(new_event(payload, key=key)),
+        headers=[(tracing.TRACEPARENT, parent)] if parent else [],
+    )
 
 
 @dataclass(frozen=True)
@@ -246,7 +254,8 @@ def build_flow(
         lambda resume: TallyFold(resume, archive_after),
     )
     op.output("tallies_out", tallies, sinks.tallies)
-    op.output("scores_out", guard.map("score_event", tallies, score_message), sinks.scores)
+    scores = guard.map_traced("score_event", tallies, score_message)
+    op.output("scores_out", scores, sinks.scores)
     guard.finish(dead_letters)
     return flow
 

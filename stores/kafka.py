@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from domain.errors import Unavailable
+from observability import tracing
 from schemas.envelope import Envelope, encode, topic_of
 
 log = logging.getLogger("stores.kafka")
@@ -220,7 +221,13 @@ class EventPublisher:
 
         started = time.monotonic()
         try:
-            self._producer.produce(topic, value=value, key=key.encode(), on_delivery=on_delivery)
+            self._producer.produce(
+                topic,
+                value=value,
+                key=key.encode(),
+                headers=tracing.current_headers() or None,
+                on_delivery=on_delivery,
+            )
         except BufferError:
             self._trip("local queue full")
             raise Unavailable("event log is busy, retry", {"retry": True}) from None

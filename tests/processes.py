@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -16,6 +17,17 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
+
+
+PR_SET_PDEATHSIG = 1
+# Resolved here, in the parent: between fork and exec the child may not load anything.
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+
+def die_with_parent() -> None:
+    """In the child: get SIGTERM when the test runner dies, however it dies (a killed
+    run must not leave platform processes behind)."""
+    _prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
 def wait_for(
@@ -56,6 +68,7 @@ class Process:
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
+            preexec_fn=die_with_parent,
         )
         return self
 
@@ -89,10 +102,12 @@ class Process:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def start_api(log_dir: Path, workers: int = 1) -> tuple[Process, str]:
+def start_api(
+    log_dir: Path, workers: int = 1, env: dict[str, str] | None = None
+) -> tuple[Process, str]:
     port = free_port()
     proc = Process(
-        f"api-{port}", ["-m", "api", "--port", str(port), "--workers", str(workers)], log_dir
+        f"api-{port}", ["-m", "api", "--port", str(port), "--workers", str(workers)], log_dir, env
     ).start()
     base = f"http://127.0.0.1:{port}"
 
@@ -104,7 +119,10 @@ def start_api(log_dir: Path, workers: int = 1) -> tuple[Process, str]:
         except httpx.HTTPError:
             return False
 
-    wait_for(ready, timeout=60, what="API /readyz")
+    try:
+        wait_for(ready, timeout=120, what="API /readyz")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{proc.log_tail()}") from None
     return proc, base
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,7 +36,15 @@ class Platform:
 
 
 @pytest.fixture(scope="session")
-def platform(stack, log_dir) -> Iterator[Platform]:
+def trace_dir() -> Path:
+    """Where the session's processes write their spans (one JSON line each)."""
+    return Path(tempfile.mkdtemp(prefix="agora-traces-"))
+
+
+@pytest.fixture(scope="session")
+def platform(stack, log_dir, trace_dir) -> Iterator[Platform]:
+    os.environ["TRACE_DIR"] = str(trace_dir)
+    os.environ["OTEL_BSP_SCHEDULE_DELAY"] = "200"  # flush spans to the files quickly
     flows = {name: start_dataflow(name, log_dir) for name in DATAFLOWS}
     relay = Process("relay", ["-m", "api.relay"], log_dir).start()
     api, base = start_api(log_dir)
