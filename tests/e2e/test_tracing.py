@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -14,7 +15,7 @@ from tests.processes import wait_for
 FLOWS = ("votes", "ranking", "karma")
 
 
-def spans(trace_dir: Path) -> list[dict[str, object]]:
+def spans(trace_dir: Path) -> list[dict[str, Any]]:
     out = []
     for path in trace_dir.glob("*.jsonl"):
         for line in path.read_text().splitlines():
