@@ -262,3 +262,56 @@ def test_still_listed_once_after_a_crash_and_resume(client, platform, poisoned) 
     assert len(ours) == len(set(ours))
     assert set(ours) == {ref for d, ref in expected(poisoned["bad"]) if d == "content"}
     assert platform.flows["content"].alive()
+
+
+def test_republish_copies_the_original_record_to_the_end_of_its_topic(settings, poisoned) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+
+    ref = poisoned["bad"][0]  # undecodable bytes on the first topic
+    topic, partition, offset = ref
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dataflows",
+            "dead-letters",
+            "--republish",
+            f"{topic}:{partition}:{offset}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert f"re-published {topic}:{partition}:{offset}" in out.stdout
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "t-republish"})
+    try:
+        original = TopicPartition(topic, partition, offset)
+        consumer.assign([original])
+        first = consumer.consume(1, 10)[0]
+        # The copy went to the partition its key chooses: find it at the end.
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        }
+        copies = []
+        for p, end in ends.items():
+            consumer.assign([TopicPartition(topic, p, max(0, end - 50))])
+            copies += [m for m in consumer.consume(50, 5) if m.value() == first.value()]
+        moved = [
+            (m.partition(), m.offset())
+            for m in copies
+            if (m.partition(), m.offset()) != (partition, offset)
+        ]
+        assert moved, "no copy at the end of the topic"
+    finally:
+        consumer.close()
+    copy: Ref = (topic, moved[-1][0] or 0, moved[-1][1] or 0)
+    # Still poison: the dataflows dead-letter the copy too, and keep running.
+    wait_for(
+        lambda: any(d == "content" and r == copy for d, r, _ in listed("content")),
+        timeout=60,
+        what="the copy dead-lettered",
+    )
