@@ -10,11 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from bytewax.connectors.kafka import KafkaSinkMessage, KafkaSource
-from bytewax.inputs import Source
+from bytewax.connectors.kafka import KafkaError, KafkaSinkMessage, KafkaSource
+from bytewax.inputs import Source, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaException, Message, Producer
 from confluent_kafka import KafkaError as ConfluentError
-from confluent_kafka import KafkaException, Message, Producer
 
 from dataflows.common import SourceItem
 from dataflows.guard import Backoff, BatchWriter, GuardedSink, LetterBox, describe
@@ -139,17 +139,53 @@ class LetterSink(DynamicSink[DeadLetter]):
         return _LetterPartition(self.open_box(), Backoff())
 
 
-class FromOffsets(KafkaSource):
-    """A Kafka source that starts each partition (`"{partition}-{topic}"`) at a given
-    offset when it has no snapshot: what a backfill from a time or an offset needs."""
+class PositionedPartition(StatefulSourcePartition[SourceItem, int | None]):
+    """Snapshots the offset after the last record actually read.
 
-    def __init__(self, starts: dict[str, int], *args: Any, **kwargs: Any) -> None:
+    Bytewax's Kafka partition advances its snapshot past whatever `consume` returned,
+    error events included: a broker outage (an error with offset -1001) would leave
+    -1000 in the snapshot, which Kafka reads as "the committed offset" and, with none
+    committed, as "the latest": a resume after an outage would skip records. This keeps
+    the position of real records only.
+    """
+
+    def __init__(self, inner: Any, start: int | None) -> None:
+        self.inner = inner
+        self.position = start
+
+    def next_batch(self) -> list[SourceItem]:
+        batch = self.inner.next_batch()
+        for item in batch:
+            offset = getattr(item, "offset", None)
+            if not isinstance(item, KafkaError) and isinstance(offset, int) and offset >= 0:
+                self.position = offset + 1
+        return list(batch)
+
+    def next_awake(self) -> Any:
+        return self.inner.next_awake()
+
+    def snapshot(self) -> int | None:
+        return self.position
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class PositionedKafkaSource(KafkaSource):
+    """The Kafka source with positions that survive broker errors (see above); `starts`
+    gives a partition (`"{partition}-{topic}"`) without a snapshot its first offset,
+    which a backfill from a time or an offset needs."""
+
+    def __init__(self, starts: dict[str, int] | None, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.starts = starts
+        self.starts = starts or {}
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> Any:
         start = resume_state if resume_state is not None else self.starts.get(for_part)
-        return super().build_part(step_id, for_part, start)
+        if start is not None and start < 0 and start not in (OFFSET_BEGINNING, OFFSET_END):
+            start = None  # a position an older build recorded after an error: not a record
+        inner = super().build_part(step_id, for_part, start)
+        return PositionedPartition(inner, start if start is not None else OFFSET_BEGINNING)
 
 
 @dataclass(frozen=True)
@@ -168,9 +204,7 @@ class Wiring:
             "raise_on_errors": False,
         }
         brokers = [self.settings.kafka_bootstrap]
-        if self.starts is not None:
-            return FromOffsets(self.starts, brokers, topics, **options)
-        return KafkaSource(brokers, topics, **options)
+        return PositionedKafkaSource(self.starts, brokers, topics, **options)
 
     def letter_box(self) -> LetterBox:
         return KafkaLetterBox(self.settings.kafka_bootstrap)
