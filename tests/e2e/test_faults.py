@@ -99,6 +99,7 @@ def test_one_shard_down_the_other_keeps_working(client, platform, settings, shar
         accepted.append(r.json()["post_id"])
 
     asyncio.run(set_connections(settings, shard_outage, True))
+
     def readable(post_id: str) -> Callable[[], bool]:
         return lambda: client.http.get(f"/posts/{post_id}").status_code == 200
 
