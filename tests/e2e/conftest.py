@@ -107,7 +107,7 @@ class Client:
         post_id: str = r.json()["post_id"]
         wait_for(
             lambda: self.http.get(f"/posts/{post_id}").status_code == 200,
-            timeout=20,
+            timeout=60,
             what=f"post {post_id} to be materialised",
         )
         return post_id

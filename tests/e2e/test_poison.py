@@ -75,7 +75,7 @@ def listed(dataflow: str | None = None) -> list[tuple[str, Ref, str]]:
     out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
     rows = []
     for line in out.stdout.splitlines():
-        m = re.match(r"^(\S+)\s+([\w.-]+):(\d+):(\d+)\s+(.*)$", line)
+        m = re.match(r"^(\S+)\s+([\w.-]*):(-?\d+):(-?\d+)\s+(.*)$", line)
         assert m, line
         rows.append((m[1], (m[2], int(m[3]), int(m[4])), m[5]))
     return rows
