@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 from asyncpg import CannotConnectNowError, PostgresConnectionError
+from cassandra import OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
+from cassandra.cluster import NoHostAvailable
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sanic import HTTPResponse, Request, Sanic
@@ -54,6 +56,11 @@ def install(app: Sanic) -> None:
         RedisTimeoutError,
         ConnectionError,
         OSError,
+        NoHostAvailable,
+        OperationTimedOut,
+        Unavailable,
+        ReadTimeout,
+        WriteTimeout,
     )
     async def dependency_down(_request: Request, exc: Exception) -> HTTPResponse:
         log.warning("dependency unavailable: %s", type(exc).__name__)

@@ -8,8 +8,6 @@ This stops the stack's Kafka (`deploy/stack.sh stop kafka`) and always starts it
 from __future__ import annotations
 
 import random
-import re
-import subprocess
 import threading
 import time
 from collections import defaultdict
@@ -26,7 +24,8 @@ from schemas.envelope import InvalidEvent, decode
 from schemas.topics import COMMUNITIES
 from stores.kafka_admin import end_offsets
 from tests.e2e.log_tallies import votes_in_log
-from tests.processes import ROOT, wait_for
+from tests.e2e.stack_control import service_up, stack_service, start_service, stop_service
+from tests.processes import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -37,30 +36,11 @@ POSTS = 3
 OUTAGE_SECONDS = 5.0  # the broker stays down at least this long (several circuit probes)
 
 
-def stack_sh(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", str(ROOT / "deploy" / "stack.sh"), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def kafka_up() -> bool:
-    return re.search(r"^kafka\s+up\s", stack_sh("status").stdout, re.MULTILINE) is not None
-
-
 @pytest.fixture(scope="module")
 def stack_kafka(stack) -> Iterator[None]:
     """Kafka as run by deploy/stack.sh (the test stops and starts it); up again at the end."""
-    if not kafka_up():
-        pytest.skip("Kafka is not run by deploy/stack.sh from this state folder")
-    yield
-    if not kafka_up():
-        started = stack_sh("start", "kafka")
-        assert started.returncode == 0, started.stdout + started.stderr
+    with stack_service("kafka"):
+        yield
 
 
 @dataclass
@@ -235,8 +215,7 @@ def test_kafka_outage_during_a_vote_stream(client, platform, settings, stack_kaf
 
         # ---- the broker goes away
         t_down = time.monotonic()
-        stopped = stack_sh("stop", "kafka")
-        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        stop_service("kafka")
         t_stopped = time.monotonic()
 
         def not_ready() -> httpx.Response | None:
@@ -281,8 +260,7 @@ def test_kafka_outage_during_a_vote_stream(client, platform, settings, stack_kaf
 
         # ---- the broker returns
         t_starting = time.monotonic()
-        started_again = stack_sh("start", "kafka")
-        assert started_again.returncode == 0, started_again.stdout + started_again.stderr
+        start_service("kafka")
 
         def ready() -> bool:
             r = readyz(platform.base)
@@ -315,8 +293,8 @@ def test_kafka_outage_during_a_vote_stream(client, platform, settings, stack_kaf
         )
     finally:
         traffic.finish()
-        if not kafka_up():
-            stack_sh("start", "kafka")
+        if not service_up("kafka"):
+            start_service("kafka")
 
     # ---- what every client saw
     votes = [a for a in traffic.answers if a.kind == "vote"]

@@ -7,55 +7,22 @@ again."""
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 
 from domain.votes import Tally
 from tests.e2e.log_tallies import votes_in_log
-from tests.processes import ROOT, wait_for
+from tests.e2e.stack_control import dead_letters_of, stack_service, start_service, stop_service
+from tests.processes import wait_for
 
 pytestmark = pytest.mark.slow
 
 
-def stack_sh(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", str(ROOT / "deploy" / "stack.sh"), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
-def postgres_up() -> bool:
-    return re.search(r"^postgres\s+up\s", stack_sh("status").stdout, re.MULTILINE) is not None
-
-
-def dead_letters_of(dataflow: str) -> set[str]:
-    out = subprocess.run(
-        [sys.executable, "-m", "dataflows", "dead-letters", "--dataflow", dataflow],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return set(out.stdout.splitlines())
-
-
 @pytest.fixture
 def stack_postgres(stack) -> Iterator[None]:
-    if not postgres_up():
-        pytest.skip("Postgres is not run by deploy/stack.sh from this state folder")
-    yield
-    if not postgres_up():
-        started = stack_sh("start", "postgres")
-        assert started.returncode == 0, started.stdout + started.stderr
+    with stack_service("postgres"):
+        yield
 
 
 def test_postgres_restart_during_votes_is_waited_out(
@@ -74,14 +41,12 @@ def test_postgres_restart_during_votes_is_waited_out(
                 assert client.vote(voter, post, direction).status_code == 200
 
     vote_round(0)
-    stopped = stack_sh("stop", "postgres")
-    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    stop_service("postgres")
     try:
         for k in range(1, 4):  # votes need only Redis and Kafka: they keep being accepted
             vote_round(k)
     finally:
-        started = stack_sh("start", "postgres")
-        assert started.returncode == 0, started.stdout + started.stderr
+        start_service("postgres")
     vote_round(5)
 
     expected: dict[str, Tally] = {post: Tally() for post in posts}
