@@ -25,7 +25,7 @@ from api.routes import (
 )
 from domain.ids import new_id
 from observability import logs, tracing
-from observability.metrics import HTTP_LATENCY, HTTP_REQUESTS, worker_exited
+from observability.metrics import HTTP_LATENCY, HTTP_REQUESTS, RECORDING, worker_exited
 from stores.settings import get_settings
 
 log = logging.getLogger("api")
@@ -92,9 +92,10 @@ def create_app(name: str = "agora") -> Sanic:
             response.headers["X-Request-ID"] = request_id
         route = request.route.path if request.route else "unmatched"
         status = str(response.status)
-        HTTP_REQUESTS.labels(route, request.method, status).inc()
         started_at = getattr(request.ctx, "started", None)
-        if started_at is not None:
+        if RECORDING:
+            HTTP_REQUESTS.labels(route, request.method, status).inc()
+        if RECORDING and started_at is not None:
             HTTP_LATENCY.labels(route, status).observe(time.perf_counter() - started_at)
         if response.status >= 400:
             log.info("%s %s answered %s", request.method, route, status)

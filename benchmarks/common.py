@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import statistics
 import subprocess
@@ -112,11 +113,15 @@ def run_wrk(url: str, script: str, seconds: int, connections: int, threads: int 
 
 
 def start_process(
-    args: list[str], ready_url: str, timeout: float = 60.0
+    args: list[str], ready_url: str, timeout: float = 60.0, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
-    """Start `python <args>` and return once `ready_url` answers 200; kill it otherwise."""
+    """Start `python <args>` (with `env` over this environment) and return once
+    `ready_url` answers 200; kill it otherwise."""
     proc = subprocess.Popen(
-        [sys.executable, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -38,6 +38,14 @@ end
 """
 
 
+def vote_script(tokens: list[str], targets: list[str]) -> str:
+    """The wrk script: random users casting random directions on random targets."""
+    return LUA % {
+        "tokens": ",".join(f'"{t}"' for t in tokens),
+        "targets": ",".join(f'"{p}"' for p in targets),
+    }
+
+
 def freshness_probe(
     base: str, posts: list[str], token: str, stop: threading.Event, out: list[float]
 ) -> None:
@@ -134,13 +142,7 @@ def main() -> None:
     ]
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "votes.lua"
-        script.write_text(
-            LUA
-            % {
-                "tokens": ",".join(f'"{t}"' for t in load_tokens),
-                "targets": ",".join(f'"{p}"' for p in loaded),
-            }
-        )
+        script.write_text(vote_script(load_tokens, loaded))
         for probe in probes:
             probe.start()
         result = run_wrk(args.base, str(script), args.seconds, args.connections)

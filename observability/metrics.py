@@ -25,6 +25,8 @@ from prometheus_client import (
 )
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# `METRICS=off` stops the API recording request metrics (to measure what they cost).
+RECORDING = os.environ.get("METRICS", "on").lower() not in ("off", "0", "false")
 
 # API
 HTTP_REQUESTS = Counter(
