@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 
 from asyncpg import CannotConnectNowError, PostgresConnectionError
-from cassandra import OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
-from cassandra.cluster import NoHostAvailable
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sanic import HTTPResponse, Request, Sanic
@@ -14,6 +12,7 @@ from sanic.exceptions import SanicException
 
 from api.http import json
 from domain.errors import DomainError
+from stores import cql
 
 log = logging.getLogger("api.errors")
 
@@ -56,11 +55,7 @@ def install(app: Sanic) -> None:
         RedisTimeoutError,
         ConnectionError,
         OSError,
-        NoHostAvailable,
-        OperationTimedOut,
-        Unavailable,
-        ReadTimeout,
-        WriteTimeout,
+        *cql.UNAVAILABLE,
     )
     async def dependency_down(_request: Request, exc: Exception) -> HTTPResponse:
         log.warning("dependency unavailable: %s", type(exc).__name__)

@@ -16,11 +16,18 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cassandra import ConsistencyLevel  # type: ignore[attr-defined]
+from cassandra import (  # type: ignore[attr-defined]
+    ConsistencyLevel,
+    OperationTimedOut,
+    ReadTimeout,
+    Unavailable,
+    WriteTimeout,
+)
 from cassandra.cluster import (
     EXEC_PROFILE_DEFAULT,
     Cluster,
     ExecutionProfile,
+    NoHostAvailable,
     ResponseFuture,
     Session,
 )
@@ -31,6 +38,14 @@ from cassandra.query import dict_factory, tuple_factory
 from stores.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations" / "cql"
+# What the driver raises when the store is away or overloaded, not about the request.
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    NoHostAvailable,
+    OperationTimedOut,
+    Unavailable,
+    ReadTimeout,
+    WriteTimeout,
+)
 LWT = "lwt"  # execution profile for lightweight transactions (rows as dicts)
 
 logging.getLogger("cassandra").setLevel(logging.ERROR)
