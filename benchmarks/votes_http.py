@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks.common import mint_tokens, percentile, run_wrk, seed_posts, summary
+from benchmarks.cpu import CpuMeter, cost_table, platform_total
 from stores.settings import get_settings
 
 LUA = """
@@ -145,7 +146,10 @@ def main() -> None:
         script.write_text(vote_script(load_tokens, loaded))
         for probe in probes:
             probe.start()
+        meter = CpuMeter()
+        meter.start()
         result = run_wrk(args.base, str(script), args.seconds, args.connections)
+        spent = meter.stop()
         stop.set()
         for probe in probes:
             probe.join()
@@ -159,12 +163,15 @@ def main() -> None:
         f"({result.requests} requests, {result.non_2xx} non-2xx)"
     )
     print(f"  API latency      : p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms")
+    accepted = result.requests - result.non_2xx
     print(f"  freshness (tally): {summary(fresh)}")
     print(f"  freshness (rank) : {summary(ranks)}")
+    print(cost_table(spent, accepted))
     print(
         json.dumps(
             {
                 "votes_per_second": round(result.requests_per_second),
+                "cpu_us_per_vote": round(platform_total(spent, accepted), 1),
                 "p50_ms": result.p50_ms,
                 "p99_ms": result.p99_ms,
                 "non_2xx": result.non_2xx,
