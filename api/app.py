@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -11,7 +12,8 @@ from sanic import HTTPResponse, Request, Sanic
 
 from api import errors, openapi
 from api.bootstrap import bootstrap
-from api.http import check_parameters, json
+from api.http import check_parameters, json, optional_principal, platform
+from api.mailer import run_sender
 from api.routes import (
     auth,
     comments,
@@ -30,6 +32,14 @@ from stores.settings import get_settings
 
 log = logging.getLogger("api")
 MAX_BODY_BYTES = 64 * 1024
+# Routes an unverified account may not use while email verification is enforced.
+CREATION_ROUTES = frozenset(
+    {
+        "api/v1/communities",
+        "api/v1/communities/<name:str>/posts",
+        "api/v1/posts/<post_id:str>/comments",
+    }
+)
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -68,6 +78,13 @@ def create_app(name: str = "agora") -> Sanic:
     @app.before_server_start
     async def start(app: Sanic) -> None:
         app.ctx.platform = await bootstrap(get_settings())
+        app.ctx.mail_stop = asyncio.Event()
+        wired = app.ctx.platform
+        app.add_task(run_sender(wired.mail, wired.smtp, app.ctx.mail_stop), name="mailer")
+
+    @app.before_server_stop
+    async def stop_mailer(app: Sanic) -> None:
+        app.ctx.mail_stop.set()
 
     @app.after_server_stop
     async def stop(app: Sanic) -> None:
@@ -84,6 +101,17 @@ def create_app(name: str = "agora") -> Sanic:
             f"{request.method} /{route}", {"traceparent": request.headers.get("traceparent", "")}
         )
         check_parameters(request)
+
+    @app.on_request
+    async def account_gate(request: Request) -> None:
+        # A token of a deleted account, or one issued before a password reset, is
+        # refused here on every route; with enforcement on, unverified accounts may
+        # not create communities, posts or comments.
+        who = optional_principal(request)
+        if who is not None:
+            route = request.route.path if request.route else ""
+            creates = request.method == "POST" and route.rstrip("/") in CREATION_ROUTES
+            await platform(request).gate.admit(who, creates)
 
     @app.on_response
     async def observed(request: Request, response: HTTPResponse) -> None:

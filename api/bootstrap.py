@@ -9,7 +9,10 @@ import asyncpg
 import redis.asyncio as aioredis
 from cassandra.cluster import Cluster
 
+from api.accounts_gate import AccountGate
+from api.mailer import SmtpSender
 from api.security import TokenService
+from api.services.accounts import AccountService
 from api.services.auth import AuthService
 from api.services.comments import CommentService
 from api.services.communities import CommunityService
@@ -20,12 +23,16 @@ from api.services.posts import PostService
 from api.services.users import UserService
 from api.services.votes import VoteService
 from stores import cql
+from stores.codes import OneTimeCodes
 from stores.comments import CommentStore
 from stores.communities import CommunityStore
 from stores.idempotency import IdempotencyKeys
 from stores.kafka import EventPublisher
 from stores.karma import KarmaStore
+from stores.mail_queue import MailQueue
+from stores.objects import ObjectStore
 from stores.pg import ShardRouter, create_pool
+from stores.pii import EmailVault
 from stores.posts import PostStore, RankedPostStore
 from stores.rankings import RankedListings
 from stores.redis_store import LiveVotes, async_client
@@ -53,8 +60,15 @@ class Platform:
     users: UserService
     notifications: NotificationService
     idempotency: IdempotencyKeys
+    objects: ObjectStore
+    vault: EmailVault
+    mail: MailQueue
+    smtp: SmtpSender
+    accounts: AccountService
+    gate: AccountGate
 
     async def close(self) -> None:
+        await asyncio.to_thread(self.objects.close)
         self.publisher.close()
         await asyncio.to_thread(self.cql_cluster.shutdown)
         await self.redis.aclose()
@@ -70,13 +84,19 @@ async def bootstrap(settings: Settings) -> Platform:
     tokens = TokenService(
         settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience, settings.access_ttl_seconds
     )
-    users = UserStore(identity_pool)
+    vault = EmailVault(settings.email_encryption_key, settings.email_hash_key)
+    users = UserStore(identity_pool, vault)
+    gate = AccountGate(users, settings.require_verified_email)
+    mail = MailQueue(redis, vault)
+    karma = KarmaStore(identity_pool, redis)
+    accounts = AccountService(users, OneTimeCodes(redis), mail, vault, karma, gate)
     communities = CommunityStore(identity_pool)
     live = LiveVotes(redis)
     cql_cluster, cql_session = await asyncio.to_thread(cql.connect, settings)
     comment_store = await asyncio.to_thread(CommentStore, cql_session)
     post_store = PostStore(shards)
     listings = RankedListings(redis)  # its Redis functions load on first use
+    objects = await asyncio.to_thread(ObjectStore, settings)
     return Platform(
         settings=settings,
         identity_pool=identity_pool,
@@ -85,7 +105,7 @@ async def bootstrap(settings: Settings) -> Platform:
         publisher=publisher,
         tokens=tokens,
         auth=AuthService(
-            users, RefreshTokenStore(identity_pool), tokens, settings.refresh_ttl_seconds
+            users, RefreshTokenStore(identity_pool), tokens, settings.refresh_ttl_seconds, accounts
         ),
         communities=CommunityService(communities),
         posts=PostService(communities, post_store, publisher, live),
@@ -96,7 +116,13 @@ async def bootstrap(settings: Settings) -> Platform:
         comments=CommentService(
             communities, post_store, comment_store, publisher, live, settings.vote_archive_days
         ),
-        users=UserService(users, KarmaStore(identity_pool, redis), comment_store),
+        users=UserService(users, karma, comment_store),
         notifications=NotificationService(identity_pool, redis),
         idempotency=IdempotencyKeys(redis),
+        objects=objects,
+        vault=vault,
+        mail=mail,
+        smtp=SmtpSender(settings),
+        accounts=accounts,
+        gate=gate,
     )

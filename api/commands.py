@@ -101,6 +101,22 @@ class RefreshToken(Command):
     refresh_token: str = Field(min_length=1, max_length=200)
 
 
+class EmailAddress(Command):
+    email: EmailStr
+
+
+class VerifyEmail(EmailAddress):
+    code: str = Field(pattern=r"^[0-9]{6}$")
+
+
+class ConfirmPasswordReset(VerifyEmail):
+    new_password: str = Field(min_length=8, max_length=256)
+
+
+class DeleteAccount(Command):
+    password: str = Field(min_length=1, max_length=256)
+
+
 class CreateCommunity(Command):
     name: str = Field(min_length=3, max_length=21, pattern=NAME)
     description: Multiline = Field(default="", max_length=500)

@@ -50,6 +50,7 @@ def token_digest(token: str) -> str:
 class Principal:
     user_id: str
     username: str
+    epoch: int = 0  # the account's token epoch when the token was issued
 
 
 class TokenService:
@@ -71,6 +72,7 @@ class TokenService:
         claims = {
             "sub": principal.user_id,
             "name": principal.username,
+            "ep": principal.epoch,
             "iss": self.issuer,
             "aud": self.audience,
             "iat": now,
@@ -103,6 +105,11 @@ class TokenService:
         except jwt.PyJWTError:
             raise Unauthorized("token invalid", {"token": "invalid"}) from None
         name = claims.get("name")
-        if not isinstance(claims["sub"], str) or not isinstance(name, str):
+        epoch = claims.get("ep", 0)
+        if (
+            not isinstance(claims["sub"], str)
+            or not isinstance(name, str)
+            or not isinstance(epoch, int)
+        ):
             raise Unauthorized("token invalid", {"token": "invalid"})
-        return Principal(claims["sub"], name), float(claims["exp"])
+        return Principal(claims["sub"], name, epoch), float(claims["exp"])

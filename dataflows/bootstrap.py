@@ -15,6 +15,7 @@ from datetime import timedelta
 from bytewax.dataflow import Dataflow
 
 from dataflows import content, karma, mentions, ranking, votes
+from dataflows.accounts import DeletedAccounts
 from dataflows.sinks import ShardConnections
 from dataflows.wiring import Wiring
 from schemas.topics import SCORES
@@ -32,11 +33,19 @@ def content_flow(w: Wiring) -> Dataflow:
         ),
         comments=w.store(
             "comments_out",
-            lambda: content.CommentWriter(*cql.connect(s), sync_client(s.redis_url)),
+            lambda: content.CommentWriter(
+                *cql.connect(s), sync_client(s.redis_url), DeletedAccounts(s)
+            ),
         ),
         counts=w.store(
             "comment_counts_out",
             lambda: content.CountWriter(ShardConnections(s), sync_client(s.redis_url)),
+        ),
+        accounts=w.store(
+            "accounts_out",
+            lambda: content.AccountEraser(
+                ShardConnections(s), *cql.connect(s), sync_client(s.redis_url)
+            ),
         ),
     )
     return content.build_flow(w.source(content.TOPICS), sinks, w.dead_letters(), _archive_after(s))

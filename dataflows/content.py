@@ -1,7 +1,11 @@
 """content: posts topic -> post rows in the community's shard, then the target marker in
 Redis that lets the API accept votes on it; comments topic -> comment rows in CQL
 (partition = post, clustering = materialised path), their vote markers, and each
-post's comment count in its shard.
+post's comment count in its shard; users topic -> a deleted account's name erased
+from every post, comment and stored view it wrote.
+
+Every name written goes through `dataflows.accounts.DeletedAccounts` first, so a
+replay of the whole log after a deletion writes `[deleted]`, never the name.
 
 The count is kept per post in the dataflow's state (recovered with its offsets, so
 exact) and written as an absolute value that never goes down. Like vote tallies it is
@@ -23,6 +27,7 @@ from bytewax.outputs import Sink
 from cassandra.cluster import Cluster, Session
 from redis import Redis
 
+from dataflows.accounts import DELETED_NAME, DeletedAccounts, is_user_deleted
 from dataflows.common import Event, SourceItem, events
 from dataflows.guard import Guard, Traced
 from dataflows.sinks import ShardConnections
@@ -33,12 +38,14 @@ from schemas.events import (
     CommentEdited,
     DeadLetter,
     PostCreated,
+    UserDeleted,
 )
-from schemas.topics import COMMENTS, POSTS
+from schemas.topics import COMMENTS, POSTS, USERS
 from stores import cql, post_views
 from stores.comments import COMMENT_TABLES
 from stores.comments import CommentWriter as CommentRows
 from stores.posts import (
+    erase_author,
     truncate_comment_counts,
     truncate_posts,
     upsert_comment_counts,
@@ -54,7 +61,7 @@ from stores.redis_store import (
 from stores.settings import Settings
 
 NAME = "content"
-TOPICS = [POSTS.name, COMMENTS.name]
+TOPICS = [POSTS.name, COMMENTS.name, USERS.name]
 
 CommentChange = CommentCreated | CommentEdited | CommentDeleted
 
@@ -85,9 +92,12 @@ def post_row(event_id: str, p: PostCreated) -> tuple:
 class PostWriter:
     """Post rows into their community's shard, then the vote marker and listing view."""
 
-    def __init__(self, shards: ShardConnections, redis: Redis) -> None:
+    def __init__(
+        self, shards: ShardConnections, redis: Redis, deleted: DeletedAccounts | None = None
+    ) -> None:
         self.shards = shards
         self.redis = redis
+        self.deleted = deleted or DeletedAccounts(shards.settings)
 
     async def _rows(self, batch: list[tuple[str, PostCreated]]) -> None:
         for shard, items in self.shards.group_by_shard(batch, lambda i: i[1].community_id).items():
@@ -95,6 +105,14 @@ class PostWriter:
             await upsert_posts(conn, (post_row(eid, p) for eid, p in items))
 
     def write(self, batch: list[tuple[str, PostCreated]]) -> None:
+        gone = self.deleted.among(p.author_id for _eid, p in batch)
+        if gone:
+            batch = [
+                (eid, p.model_copy(update={"author_name": DELETED_NAME}))
+                if p.author_id in gone
+                else (eid, p)
+                for eid, p in batch
+            ]
         self.shards.run(self._rows(batch))
         # The marker is written after the row commits: a post is votable once readable.
         pipe = self.redis.pipeline(transaction=False)
@@ -106,6 +124,7 @@ class PostWriter:
     def close(self) -> None:
         self.shards.close()
         self.redis.close()
+        self.deleted.close()
 
 
 def comment_change(event: Event) -> CommentChange | None:
@@ -118,12 +137,23 @@ def comment_change(event: Event) -> CommentChange | None:
 class CommentWriter:
     """Comment rows into CQL, then the vote marker of each new comment in Redis."""
 
-    def __init__(self, cluster: Cluster, session: Session, redis: Redis) -> None:
+    def __init__(
+        self, cluster: Cluster, session: Session, redis: Redis, deleted: DeletedAccounts
+    ) -> None:
         self.cluster = cluster
         self.rows = CommentRows(session)
         self.redis = redis
+        self.deleted = deleted
 
     def write(self, batch: list[CommentChange]) -> None:
+        gone = self.deleted.among(c.author_id for c in batch)
+        if gone:
+            batch = [
+                c.model_copy(update={"author_name": DELETED_NAME})
+                if c.author_id in gone and isinstance(c, CommentCreated | CommentEdited)
+                else c
+                for c in batch
+            ]
         self.rows.apply(batch)
         # Written after the rows: a comment is votable once readable.
         pipe = self.redis.pipeline(transaction=False)
@@ -133,6 +163,39 @@ class CommentWriter:
         pipe.execute()
 
     def close(self) -> None:
+        self.cluster.shutdown()
+        self.redis.close()
+        self.deleted.close()
+
+
+class AccountEraser:
+    """A deleted account's name leaves everything this dataflow wrote: post rows on
+    every shard, stored post views, comment rows (written at the delete timestamp, so
+    no replayed event overwrites them)."""
+
+    def __init__(
+        self, shards: ShardConnections, cluster: Cluster, session: Session, redis: Redis
+    ) -> None:
+        self.shards = shards
+        self.cluster = cluster
+        self.comments = CommentRows(session)
+        self.redis = redis
+
+    async def _posts(self, user_id: str) -> list[str]:
+        touched: list[str] = []
+        for shard in self.shards.placement.view.shards:
+            conn = await self.shards.conn(shard)
+            touched += await erase_author(conn, user_id, DELETED_NAME)
+        return touched
+
+    def write(self, batch: list[UserDeleted]) -> None:
+        for deleted in batch:
+            post_ids = self.shards.run(self._posts(deleted.user_id))
+            post_views.set_author(self.redis, post_ids, DELETED_NAME)
+            self.comments.erase_author(deleted.user_id, DELETED_NAME)
+
+    def close(self) -> None:
+        self.shards.close()
         self.cluster.shutdown()
         self.redis.close()
 
@@ -221,6 +284,7 @@ class Sinks:
     posts: Sink[Traced[tuple[str, PostCreated]]]
     comments: Sink[Traced[CommentChange]]
     counts: Sink[Traced[CommentCount]]
+    accounts: Sink[Traced[UserDeleted]] | None = None
 
 
 def build_flow(
@@ -243,6 +307,9 @@ def build_flow(
         lambda resume: CountFold(resume, archive_after),
     )
     op.output("comment_counts_out", counts, sinks.counts)
+    if sinks.accounts is not None:
+        erased = guard.map("user_deleted", records, is_user_deleted)
+        op.output("accounts_out", erased, sinks.accounts)
     guard.finish(dead_letters)
     return flow
 

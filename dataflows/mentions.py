@@ -16,7 +16,7 @@ it fills in what is missing and recounts unread notifications.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -36,7 +36,7 @@ from schemas.topics import COMMENTS, POSTS
 from stores import notifications as store
 from stores.redis_store import inbox_channel, sync_client, unread_key
 from stores.settings import Settings
-from stores.users import existing_users
+from stores.users import DELETED_NAME, deleted_user_ids, existing_users
 
 NAME = "mentions"
 TOPICS = [POSTS.name, COMMENTS.name]
@@ -71,6 +71,9 @@ class NotificationWriter:
 
     async def _store_and_count(self, items: list[Item]) -> list[asyncpg.Record]:
         conn = await self.connections.conn(self.identity_db)
+        # A deleted account's name never reaches a notification, live or replayed.
+        gone = await deleted_user_ids(conn, sorted({i.author_id for i in items}))
+        items = [replace(i, author_name=DELETED_NAME) if i.author_id in gone else i for i in items]
         names = {n for item in items for n in extract_mentions(item.text)}
         users = await existing_users(conn, names)
         planned: list[Notification] = [n for item in items for n in plan(item, users)]

@@ -31,6 +31,10 @@ class Forbidden(DomainError):
     code = "forbidden"
 
 
+class EmailNotVerified(Forbidden):
+    code = "email_not_verified"
+
+
 class NotFound(DomainError):
     status = 404
     code = "not_found"

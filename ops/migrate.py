@@ -75,6 +75,23 @@ async def migrate_all(settings: Settings, shard_dbs: tuple[str, ...] | None = No
     applied = await asyncio.to_thread(cql.migrate, settings)
     outcome = f"applied {applied}" if applied else "up to date"
     print(f"migrate {settings.cql_keyspace} (cql): {outcome}")
+    if settings.email_encryption_key and settings.email_hash_key:
+        from stores.pii import EmailVault
+        from stores.users import seal_plain_emails
+
+        pool = await asyncpg.create_pool(settings.dsn(settings.identity_db), min_size=1, max_size=2)
+        try:
+            vault = EmailVault(settings.email_encryption_key, settings.email_hash_key)
+            sealed = await seal_plain_emails(pool, vault)
+        finally:
+            await pool.close()
+        if sealed:
+            print(f"emails sealed: {sealed}")
+    if settings.s3_endpoint or settings.s3_access_key:
+        from stores.objects import ensure_bucket
+
+        created = await asyncio.to_thread(ensure_bucket, settings)
+        print(f"bucket {settings.s3_bucket}: {'created' if created else 'present'}, public-read")
 
 
 def main() -> None:

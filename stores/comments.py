@@ -99,6 +99,12 @@ class CommentStore:
             "SELECT comment_id, post_id, path, body, created_at, edited_at"
             " FROM comments_by_author WHERE author_id = ? AND comment_id < ? LIMIT ?"
         )
+        self._author_comments = prep(
+            "SELECT post_id, path FROM comments_by_author WHERE author_id = ?"
+        )
+        self._erase_author = prep(
+            "UPDATE comments USING TIMESTAMP ? SET author_name = ? WHERE post_id = ? AND path = ?"
+        )
         self._score = prep(
             "SELECT upvotes, downvotes FROM comment_scores WHERE post_id = ? AND comment_id = ?"
         )
@@ -323,6 +329,12 @@ class CommentWriter:
             "UPDATE comments_by_id USING TIMESTAMP ? SET author_id = null, deleted = true"
             " WHERE post_id = ? AND comment_id = ?"
         )
+        self._author_comments = prep(
+            "SELECT post_id, path FROM comments_by_author WHERE author_id = ?"
+        )
+        self._erase_author = prep(
+            "UPDATE comments USING TIMESTAMP ? SET author_name = ? WHERE post_id = ? AND path = ?"
+        )
         self._score = prep(
             "INSERT INTO comment_scores (post_id, comment_id, upvotes, downvotes, score)"
             " VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
@@ -368,6 +380,17 @@ class CommentWriter:
             (self._delete_ref, (TERMINAL, c.post_id, c.comment_id)),
             (self._delete_by_author, (TERMINAL, c.author_id, c.comment_id)),
         ]
+
+    def erase_author(self, author_id: str, name: str) -> int:
+        """Every comment of a deleted account shows `name` as its author. Written at
+        `TERMINAL`, like deletes: a replayed create or edit can never bring the name
+        back. Returns how many comments were rewritten."""
+        rows = list(self.session.execute(self._author_comments, (author_id,)))
+        execute_many(
+            self.session,
+            ((self._erase_author, (TERMINAL, name, r[0], r[1])) for r in rows),
+        )
+        return len(rows)
 
     def write_scores(self, tallies: Iterable[tuple[str, str, int, int, int]]) -> None:
         """(post_id, comment_id, upvotes, downvotes, seq) rows; `seq` is the timestamp."""

@@ -143,6 +143,13 @@ async def mark_delivered(pool: asyncpg.Pool, ids: Sequence[str]) -> None:
     )
 
 
+async def redact_actor(conn: asyncpg.Connection, actor_id: str, name: str) -> None:
+    """Notifications caused by a deleted account name `name` as their actor."""
+    await conn.execute(
+        "UPDATE notifications SET actor_name = $2 WHERE actor_id = $1", actor_id, name
+    )
+
+
 def drop_cached_unread_counts(client: redis.Redis) -> None:
     """Forget every cached unread count (each is recounted on its next read)."""
     delete_matching(client, unread_key("*"))

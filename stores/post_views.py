@@ -104,6 +104,23 @@ def store(pipe: redis.Redis, post: Post) -> None:
     pipe.set(view_key(_field(post, "post_id")), encode_view(post))
 
 
+def set_author(client: redis.Redis, post_ids: list[str], name: str) -> None:
+    """Rewrite the author of stored views (an account was deleted); absent views stay
+    absent (listings then build the item from the shard row)."""
+    if not post_ids:
+        return
+    keys = [view_key(p) for p in post_ids]
+    pipe = client.pipeline(transaction=False)
+    found: list[bytes | None] = client.mget(keys)  # type: ignore[assignment]
+    for key, raw in zip(keys, found, strict=True):
+        if raw is None:
+            continue
+        view = orjson.loads(raw)
+        view["author"] = name
+        pipe.set(key, orjson.dumps(view))
+    pipe.execute()
+
+
 def wipe(client: redis.Redis) -> None:
     """Delete every stored view (before a replay rebuilds them)."""
     delete_matching(client, view_key("*"))

@@ -170,6 +170,17 @@ async def scan_posts(conn: asyncpg.Connection, batch: int) -> AsyncIterator[list
 # Emptied before a replay, by the dataflow that derives each table.
 
 
+async def erase_author(conn: asyncpg.Connection, author_id: str, name: str) -> list[str]:
+    """Every post of a deleted account shows `name` as its author; the ids touched."""
+    rows = await conn.fetch(
+        "UPDATE posts SET author_name = $2 WHERE author_id = $1 AND author_name <> $2"
+        " RETURNING post_id",
+        author_id,
+        name,
+    )
+    return [r["post_id"] for r in rows]
+
+
 def truncate_posts(settings: Settings) -> None:
     truncate_on_shards(settings, ("posts",))
 

@@ -63,3 +63,12 @@ class RefreshTokenStore:
             " WHERE token_hash = $1",
             token_hash,
         )
+
+
+async def revoke_all_for_user(conn: asyncpg.Connection, user_id: str) -> None:
+    """Every refresh token of the account (password reset, deletion); the caller's
+    transaction."""
+    await conn.execute(
+        "UPDATE refresh_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE user_id = $1",
+        user_id,
+    )

@@ -52,6 +52,26 @@ class Settings:
     refresh_ttl_seconds: int = 7 * 24 * 3600
     vote_archive_days: int = 180
     ring_vnodes: int = 40
+    # Object store (S3 API; MinIO locally). Objects are served from a public-read
+    # bucket behind `s3_public_url` (a CDN in production).
+    s3_endpoint: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key: str | None = field(default=None, repr=False)
+    s3_secret_key: str | None = field(default=None, repr=False)
+    s3_bucket: str = "agora-media"
+    s3_public_url: str = ""
+    # Outgoing mail through any SMTP relay (Mailpit locally).
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_starttls: bool = False
+    smtp_from: str = "agora <no-reply@agora.localhost>"
+    # Emails at rest: AES-256-GCM key and the HMAC key of their lookup hash (hex).
+    email_encryption_key: str = field(default="", repr=False)
+    email_hash_key: str = field(default="", repr=False)
+    # Unverified accounts may not post, comment or create communities when on.
+    require_verified_email: bool = False
 
     def dsn(self, database: str) -> str:
         return (
@@ -92,4 +112,23 @@ def get_settings() -> Settings:
         jwt_secret=get("JWT_SECRET"),
         access_ttl_seconds=int(get("ACCESS_TTL_SECONDS", "900")),
         vote_archive_days=int(get("VOTE_ARCHIVE_DAYS", "180")),
+        s3_endpoint=get("S3_ENDPOINT", "") or None,
+        s3_region=get("S3_REGION", "us-east-1"),
+        s3_access_key=get("S3_ACCESS_KEY", "") or None,
+        s3_secret_key=get("S3_SECRET_KEY", "") or None,
+        s3_bucket=get("S3_BUCKET", "agora-media"),
+        s3_public_url=get("S3_PUBLIC_URL", ""),
+        smtp_host=get("SMTP_HOST", "127.0.0.1"),
+        smtp_port=int(get("SMTP_PORT", "25")),
+        smtp_user=get("SMTP_USER", "") or None,
+        smtp_password=get("SMTP_PASSWORD", "") or None,
+        smtp_starttls=_flag(get("SMTP_STARTTLS", "false")),
+        smtp_from=get("SMTP_FROM", "agora <no-reply@agora.localhost>"),
+        email_encryption_key=get("EMAIL_ENCRYPTION_KEY", ""),
+        email_hash_key=get("EMAIL_HASH_KEY", ""),
+        require_verified_email=_flag(get("REQUIRE_VERIFIED_EMAIL", "false")),
     )
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")

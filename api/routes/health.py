@@ -29,6 +29,8 @@ async def readyz(request: Request) -> HTTPResponse:
         "redis": wired.redis.ping(),
         "kafka": asyncio.to_thread(wired.publisher.ping),
         "cql": wired.comments.ping(),
+        "s3": asyncio.to_thread(wired.objects.ping),
+        "smtp": asyncio.to_thread(wired.smtp.ping),
     }
     for shard, pool in wired.shards.pools.items():
         checks[f"postgres_{shard}"] = pool.fetchval("SELECT 1")

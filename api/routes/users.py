@@ -1,10 +1,24 @@
 from __future__ import annotations
 
-from sanic import Blueprint, HTTPResponse, Request
+from sanic import Blueprint, HTTPResponse, Request, empty
 
-from api.http import json, page_params, platform
+from api import commands
+from api.http import json, page_params, parse, platform, principal
 
 bp = Blueprint("users", url_prefix="/api/v1/users")
+
+
+@bp.get("/me")
+async def me(request: Request) -> HTTPResponse:
+    return json(await platform(request).accounts.me(principal(request)))
+
+
+@bp.delete("/me")
+async def delete_me(request: Request) -> HTTPResponse:
+    who = principal(request)
+    cmd = parse(request, commands.DeleteAccount)
+    await platform(request).accounts.delete(who, cmd.password)
+    return empty(204)
 
 
 @bp.get("/<username:str>")

@@ -15,6 +15,7 @@ from api.security import (
     token_digest,
     verify_password,
 )
+from api.services.accounts import AccountService
 from domain.errors import Unauthorized
 from domain.ids import new_id
 from schemas.envelope import new_event
@@ -30,7 +31,9 @@ class AuthService:
         refresh_tokens: RefreshTokenStore,
         tokens: TokenService,
         refresh_ttl: int,
+        accounts: AccountService,
     ) -> None:
+        self.accounts = accounts
         self.users = users
         self.refresh_tokens = refresh_tokens
         self.tokens = tokens
@@ -39,14 +42,15 @@ class AuthService:
     async def register(self, cmd: Register) -> dict[str, Any]:
         # Argon2id is deliberately slow: keep it off the event loop.
         password_hash = await asyncio.to_thread(hash_password, cmd.password)
-        user = UserRow(new_id(), cmd.username, str(cmd.email), password_hash, datetime.now(UTC))
+        user = UserRow(new_id(), cmd.username, password_hash, datetime.now(UTC))
         event = new_event(
             UserRegistered(
                 user_id=user.user_id, username=user.username, created_at=user.created_at
             ),
             key=user.user_id,
         )
-        await self.users.create_user(user, event)
+        await self.users.create_user(user, str(cmd.email), event)
+        await self.accounts.send_verification(user.user_id, str(cmd.email))
         return {"user_id": user.user_id, "username": user.username}
 
     async def login(self, cmd: Login) -> dict[str, Any]:
@@ -56,7 +60,7 @@ class AuthService:
         )
         if not ok or user is None:
             raise Unauthorized("wrong login or password")
-        return await self._issue(Principal(user.user_id, user.username), new_id())
+        return await self._issue(Principal(user.user_id, user.username, user.token_epoch), new_id())
 
     async def refresh(self, refresh_token: str) -> dict[str, Any]:
         new_token = new_refresh_token()
@@ -69,7 +73,7 @@ class AuthService:
         user = await self.users.find_user_by_id(user_id)
         if user is None:
             raise Unauthorized("account no longer exists")
-        return self._pair(Principal(user.user_id, user.username), new_token)
+        return self._pair(Principal(user.user_id, user.username, user.token_epoch), new_token)
 
     async def logout(self, refresh_token: str) -> None:
         await self.refresh_tokens.revoke_refresh_token(token_digest(refresh_token))

@@ -1,7 +1,8 @@
 """Renders the Kubernetes manifests in this folder from one table of processes:
 `python deploy/k8s/render.py` rewrites them (a test checks they are current and valid
 against the Kubernetes schemas). Apply with `kubectl apply -k deploy/k8s` after
-creating the `agora-secrets` Secret (PG_PASSWORD, JWT_SECRET, ...) and editing
+creating the `agora-secrets` Secret (PG_PASSWORD, JWT_SECRET, S3_ACCESS_KEY,
+S3_SECRET_KEY, SMTP_USER, SMTP_PASSWORD, EMAIL_ENCRYPTION_KEY, EMAIL_HASH_KEY) and editing
 `config.yaml` for your servers.
 
 - api and ws: Deployments with readiness (/readyz, /healthz) and liveness probes,
@@ -190,6 +191,14 @@ def manifests() -> dict[str, list[Manifest]]:
                     "CQL_HOSTS": "scylla",
                     "CQL_PORT": "9042",
                     "CQL_KEYSPACE": "platform",
+                    "S3_ENDPOINT": "http://minio:9000",
+                    "S3_BUCKET": "agora-media",
+                    "S3_PUBLIC_URL": "https://media.example.com/agora-media",
+                    "SMTP_HOST": "smtp.example.com",
+                    "SMTP_PORT": "587",
+                    "SMTP_STARTTLS": "true",
+                    "SMTP_FROM": "no-reply@example.com",
+                    "REQUIRE_VERIFIED_EMAIL": "true",
                 },
             }
         ],

@@ -328,3 +328,39 @@ svc_status() {
   fi
   return 1
 }
+
+# ---------------------------------------------------------------- Go-built servers
+# go_binary NAME MODULE VERSION : prints the path of NAME built with
+# `go install MODULE@VERSION`, building it once per machine into
+# ${AGORA_BIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/agora/bin}/NAME-VERSION
+# (outside the repository; every checkout on the machine shares it). Only the Go
+# module proxy is needed. A lock keeps two stacks from building at once.
+go_binary() {
+  local name="$1" module="$2" version="$3" cache dest
+  cache="${AGORA_BIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/agora/bin}"
+  dest="$cache/$name-$version"
+  if [ -x "$dest/$name" ]; then
+    printf '%s\n' "$dest/$name"
+    return 0
+  fi
+  command -v go >/dev/null 2>&1 || [ -x /usr/local/go/bin/go ] ||
+    die "$name: the Go toolchain (1.24 or later) is needed to build it once; install Go or set ${name^^}_BIN"
+  mkdir -p "$cache"
+  (
+    flock -w 1800 8 || die "$name: another build holds $cache/.build.lock"
+    [ -x "$dest/$name" ] && exit 0
+    info "$name: building $module@$version with go install (first run on this machine, a few minutes)" >&2
+    PATH="$PATH:/usr/local/go/bin" GOBIN="$dest.tmp" GOFLAGS="${GOFLAGS:-} -trimpath" \
+      go install "$module@$version" >"$cache/$name-$version.build.log" 2>&1 || {
+      tail -n 30 "$cache/$name-$version.build.log" >&2
+      rm -rf "$dest.tmp"
+      die "$name: go install $module@$version failed (log: $cache/$name-$version.build.log)"
+    }
+    rm -rf "$dest"
+    mv "$dest.tmp" "$dest"
+  ) 8>"$cache/.build.lock" || exit 1
+  printf '%s\n' "$dest/$name"
+}
+
+# http_ok URL : the URL answers 2xx within 2 seconds.
+http_ok() { curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null; }

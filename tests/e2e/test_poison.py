@@ -36,6 +36,7 @@ READERS = {
     "votes": ("votes",),
     "scores": ("ranking", "karma"),
     "communities": ("ranking",),
+    "users": ("content",),
 }
 Ref = tuple[str, int, int]  # topic, partition, offset
 

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from dataflows.accounts import DeletedAccounts
 from dataflows.content import CommentWriter, PostWriter
 from dataflows.guard import Backoff, GuardedPartition, Origin, Traced
 from dataflows.sinks import ShardConnections
@@ -120,7 +121,9 @@ def test_cql_refusals_are_dead_lettered_and_the_rest_written(settings, cql_sessi
     comments = [comment(i, f"comment {i}") for i in range(6)]
     comments[4] = comment(4, "lone \udfff")
     box = Box()
-    writer = CommentWriter(cluster, session, sync_client(settings.redis_url))
+    writer = CommentWriter(
+        cluster, session, sync_client(settings.redis_url), DeletedAccounts(settings)
+    )
     try:
         guarded(writer, box).write_batch(traced(comments, "comments"))
     finally:

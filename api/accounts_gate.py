@@ -1,0 +1,47 @@
+"""Every authenticated request is checked against its account: a token issued before
+the account's token epoch moved (password reset, deletion) or for a deleted account is
+refused at once, and with enforcement on, an unverified account may not create
+communities, posts or comments. Account states are cached per process for
+`TTL` seconds, so a request costs no extra round trip while another worker's change
+reaches this one within that time."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+from api.security import Principal
+from domain.errors import EmailNotVerified, Unauthorized
+from stores.users import AccountState, UserStore
+
+TTL = 1.0
+ENTRIES = 50_000
+
+
+class AccountGate:
+    def __init__(self, users: UserStore, require_verified_email: bool) -> None:
+        self.users = users
+        self.require_verified_email = require_verified_email
+        self._cache: OrderedDict[str, tuple[float, AccountState | None]] = OrderedDict()
+
+    async def state(self, user_id: str) -> AccountState | None:
+        cached = self._cache.get(user_id)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        found = await self.users.account_state(user_id)
+        self._cache[user_id] = (now + TTL, found)
+        self._cache.move_to_end(user_id)
+        if len(self._cache) > ENTRIES:
+            self._cache.popitem(last=False)
+        return found
+
+    def forget(self, user_id: str) -> None:
+        self._cache.pop(user_id, None)
+
+    async def admit(self, principal: Principal, creates_content: bool) -> None:
+        found = await self.state(principal.user_id)
+        if found is None or found.deleted or found.token_epoch != principal.epoch:
+            raise Unauthorized("token revoked", {"token": "revoked"})
+        if creates_content and self.require_verified_email and not found.email_verified:
+            raise EmailNotVerified("verify your email address first", {"email_verified": False})
