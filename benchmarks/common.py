@@ -140,7 +140,7 @@ def start_process(
 def start_bench_app(port: int = 8100, workers: int = 2) -> subprocess.Popen[bytes]:
     """The platform API + Lemmy-style baseline routes on one Sanic stack."""
     args = ["-m", "benchmarks.bench_app", "--port", str(port), "--workers", str(workers)]
-    return start_process(args, f"http://127.0.0.1:{port}/readyz")
+    return start_process(args, f"http://127.0.0.1:{port}/readyz", timeout=180)
 
 
 def ensure_baseline_db() -> None:

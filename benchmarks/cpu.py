@@ -118,8 +118,9 @@ class CpuMeter:
         seconds[LOAD_GENERATOR] = kids
         return seconds
 
-    def start(self) -> None:
-        self.roots = {**stack_roots(self.state), **platform_roots(self.state)}
+    def start(self, extra: dict[str, int] | None = None) -> None:
+        """`extra`: processes the benchmark started itself (its own API, say)."""
+        self.roots = {**stack_roots(self.state), **platform_roots(self.state), **(extra or {})}
         self._before = self.read()
 
     def stop(self) -> dict[str, float]:

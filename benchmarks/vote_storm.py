@@ -23,6 +23,7 @@ import asyncpg
 import httpx
 
 from benchmarks.common import ensure_baseline_db, mint_tokens, seed_posts, start_bench_app
+from benchmarks.cpu import BENCHMARK, LOAD_GENERATOR, CpuMeter, cost_table, platform_total
 from benchmarks.feed_reads import shard_rows
 from benchmarks.lemmy_baseline import BASELINE_DB, copy_posts, load_schema
 from stores.settings import get_settings
@@ -106,6 +107,8 @@ def main() -> None:
         tokens = mint_tokens(settings, args.users)
         votes = args.users * args.rounds
 
+        meter = CpuMeter()
+        meter.start({"bench app (API)": app.pid})
         ours_api = storm(base, "/api/v1/votes", post_id, tokens, args.rounds, args.connections)
         finals = [direction(u, args.rounds - 1) for u in range(args.users)]
         final_up, final_down = finals.count(1), finals.count(-1)
@@ -119,8 +122,17 @@ def main() -> None:
                 raise RuntimeError(f"platform tally stuck at {post}")
             time.sleep(0.02)
         ours_e2e = ours_api + (time.monotonic() - started)
+        ours_cpu = meter.stop()
 
+        meter.start({"bench app (API)": app.pid})
         theirs = storm(base, "/bench/lemmy/votes", post_id, tokens, args.rounds, args.connections)
+        # the baseline design is the app and Postgres; the platform's idle processes
+        # are not part of it
+        theirs_cpu = {
+            name: seconds
+            for name, seconds in meter.stop().items()
+            if name in ("bench app (API)", "postgres", LOAD_GENERATOR, BENCHMARK)
+        }
 
         async def baseline_tally() -> tuple[int, int, int]:
             conn = await asyncpg.connect(settings.dsn(BASELINE_DB))
@@ -151,10 +163,16 @@ def main() -> None:
             f"baseline {b_up}/{b_down} (karma {b_karma}) -> "
             f"{'identical' if identical else 'DIFFERENT'}"
         )
+        print("CPU, platform (until the tally is final):")
+        print(cost_table(ours_cpu, votes))
+        print("CPU, baseline:")
+        print(cost_table(theirs_cpu, votes))
         print(
             json.dumps(
                 {
                     "votes": votes,
+                    "platform_cpu_us_per_vote": round(platform_total(ours_cpu, votes), 1),
+                    "baseline_cpu_us_per_vote": round(platform_total(theirs_cpu, votes), 1),
                     "platform_api_vps": round(votes / ours_api),
                     "platform_e2e_vps": round(votes / ours_e2e),
                     "baseline_vps": round(votes / theirs),
