@@ -30,6 +30,7 @@ from benchmarks.common import (
     run_wrk,
     start_bench_app,
 )
+from benchmarks.cpu import CpuMeter
 from benchmarks.lemmy_baseline import BASELINE_DB, copy_posts, load_schema
 from domain.ids import new_id
 from stores.placement import shard_names
@@ -206,11 +207,15 @@ def main() -> None:
             "home feed, hot (baseline)": [("/bench/lemmy/feed", t) for t in tokens],
         }
         results = {}
+        cpu = {}
+        meter = CpuMeter()
         with tempfile.TemporaryDirectory() as tmp:
             for label, paths in scenarios.items():
                 script = Path(tmp) / "get.lua"
                 script.write_text(lua_rotating_get(paths))
+                meter.start({"bench app (API)": app.pid})
                 results[label] = run_wrk(base, str(script), args.seconds, args.connections)
+                cpu[label] = read_cost(meter.stop(), results[label].requests)
         print(
             f"feed reads: {args.communities} communities x {args.posts} posts over "
             f"{len(shards)} shards, {READERS} signed-in readers each following "
@@ -231,6 +236,12 @@ def main() -> None:
             / results["home feed, hot (baseline)"].requests_per_second
         )
         print(f"  ratio platform/baseline: community page {page:.2f}x, home feed {feed:.2f}x")
+        print("  CPU per request (us): app, Redis, Postgres, total")
+        for label, (app_us, redis_us, pg_us) in cpu.items():
+            print(
+                f"  {label:32s} {app_us:8.0f} {redis_us:8.0f} {pg_us:8.0f}"
+                f" {app_us + redis_us + pg_us:8.0f}"
+            )
         print(
             json.dumps(
                 {
@@ -239,6 +250,7 @@ def main() -> None:
                         "p50_ms": v.p50_ms,
                         "p99_ms": v.p99_ms,
                         "non_2xx": v.non_2xx,
+                        "cpu_us_per_request": round(sum(cpu[k]), 1),
                     }
                     for k, v in results.items()
                 }
@@ -247,6 +259,16 @@ def main() -> None:
     finally:
         app.terminate()
         app.wait(30)
+
+
+def read_cost(spent: dict[str, float], requests: int) -> tuple[float, float, float]:
+    """CPU microseconds per request of the app, Redis and Postgres (what a read uses)."""
+    per = 1e6 / max(requests, 1)
+    return (
+        spent.get("bench app (API)", 0.0) * per,
+        spent.get("redis", 0.0) * per,
+        spent.get("postgres", 0.0) * per,
+    )
 
 
 def _user_id(settings: Settings, token: str) -> str:
