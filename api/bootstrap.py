@@ -12,6 +12,7 @@ from cassandra.cluster import Cluster
 from api.accounts_gate import AccountGate
 from api.mailer import SmtpSender
 from api.security import TokenService
+from api.services.access import Access
 from api.services.accounts import AccountService
 from api.services.auth import AuthService
 from api.services.comments import CommentService
@@ -37,6 +38,7 @@ from stores.posts import PostStore, RankedPostStore
 from stores.rankings import RankedListings
 from stores.redis_store import LiveVotes, async_client
 from stores.refresh_tokens import RefreshTokenStore
+from stores.saved_posts import SavedPosts
 from stores.settings import Settings
 from stores.users import UserStore
 
@@ -97,6 +99,8 @@ async def bootstrap(settings: Settings) -> Platform:
     post_store = PostStore(shards)
     listings = RankedListings(redis)  # its Redis functions load on first use
     objects = await asyncio.to_thread(ObjectStore, settings)
+    access = Access(communities)
+    posts = PostService(access, post_store, publisher, live, SavedPosts(identity_pool))
     return Platform(
         settings=settings,
         identity_pool=identity_pool,
@@ -107,16 +111,16 @@ async def bootstrap(settings: Settings) -> Platform:
         auth=AuthService(
             users, RefreshTokenStore(identity_pool), tokens, settings.refresh_ttl_seconds, accounts
         ),
-        communities=CommunityService(communities),
-        posts=PostService(communities, post_store, publisher, live),
-        votes=VoteService(live, publisher, settings.vote_archive_days),
-        listings=ListingService(communities, listings, RankedPostStore(shards)),
-        moderation=ModerationService(communities, post_store),
+        communities=CommunityService(communities, users, access),
+        posts=posts,
+        votes=VoteService(live, publisher, settings.vote_archive_days, access),
+        listings=ListingService(communities, listings, RankedPostStore(shards), access),
+        moderation=ModerationService(access, users, posts, comment_store),
         cql_cluster=cql_cluster,
         comments=CommentService(
-            communities, post_store, comment_store, publisher, live, settings.vote_archive_days
+            access, posts.readable, comment_store, publisher, live, settings.vote_archive_days
         ),
-        users=UserService(users, karma, comment_store),
+        users=UserService(users, karma, comment_store, access, posts),
         notifications=NotificationService(identity_pool, redis),
         idempotency=IdempotencyKeys(redis),
         objects=objects,

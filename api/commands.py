@@ -187,3 +187,72 @@ class MarkRead(Command):
         if self.ids is not None and any(not 1 <= len(i) <= 64 for i in self.ids):
             raise ValueError("ids must be notification ids")
         return self
+
+
+class UpdateCommunity(Command):
+    """The settings to change (at least one)."""
+
+    description: Multiline | None = Field(default=None, max_length=500)
+    rules: Multiline | None = Field(default=None, max_length=10000)
+    visibility: Literal["public", "restricted", "private"] | None = None
+
+    @model_validator(mode="after")
+    def something(self) -> UpdateCommunity:
+        if self.description is None and self.rules is None and self.visibility is None:
+            raise ValueError("give description, rules or visibility")
+        return self
+
+
+class Username(Command):
+    username: str = Field(min_length=3, max_length=20, pattern=NAME)
+
+
+class EditPost(Command):
+    """The author's change: `title` (only within minutes of posting), `body` or `url`."""
+
+    title: str | None = Field(default=None, min_length=1, max_length=300)
+    body: Multiline | None = Field(default=None, max_length=40000)
+    url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://\S+$")
+
+    @model_validator(mode="after")
+    def something(self) -> EditPost:
+        if self.title is None and self.body is None and self.url is None:
+            raise ValueError("give title, body or url")
+        return self
+
+
+class ModerateContent(Command):
+    target_id: str = Field(min_length=1, max_length=200)
+    reason: Multiline = Field(default="", max_length=1000)
+
+
+class Sanction(Command):
+    username: str = Field(min_length=3, max_length=20, pattern=NAME)
+    duration_hours: float = Field(default=0, ge=0, le=24 * 365 * 100)
+    reason: Multiline = Field(default="", max_length=1000)
+
+
+class LiftSanction(Command):
+    username: str = Field(min_length=3, max_length=20, pattern=NAME)
+    reason: Multiline = Field(default="", max_length=1000)
+
+
+class ShadowBan(Command):
+    username: str = Field(min_length=3, max_length=20, pattern=NAME)
+    reason: Multiline = Field(default="", max_length=1000)
+    lift: bool = False
+
+
+class LockPost(Command):
+    post_id: str = Field(min_length=1, max_length=120)
+    locked: bool = True
+
+
+class FlairPost(Command):
+    post_id: str = Field(min_length=1, max_length=120)
+    flair: str | None = Field(max_length=64)
+
+
+class FileReport(Command):
+    target_id: str = Field(min_length=1, max_length=200)
+    reason: Multiline = Field(min_length=1, max_length=1000)

@@ -47,6 +47,12 @@ def content_flow(w: Wiring) -> Dataflow:
                 ShardConnections(s), *cql.connect(s), sync_client(s.redis_url)
             ),
         ),
+        states=w.store(
+            "states_out",
+            lambda: content.StateWriter(
+                ShardConnections(s), *cql.connect(s), sync_client(s.redis_url)
+            ),
+        ),
     )
     return content.build_flow(w.source(content.TOPICS), sinks, w.dead_letters(), _archive_after(s))
 

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
@@ -36,19 +37,28 @@ from schemas.events import (
     CommentCreated,
     CommentDeleted,
     CommentEdited,
+    ContentModerated,
     DeadLetter,
+    MemberSanctioned,
     PostCreated,
+    PostDeleted,
+    PostEdited,
+    PostFlaired,
+    PostLocked,
     UserDeleted,
 )
-from schemas.topics import COMMENTS, POSTS, USERS
-from stores import cql, post_views
-from stores.comments import COMMENT_TABLES
+from schemas.topics import COMMENTS, MODERATION, POSTS, USERS
+from stores import cql, post_views, shadow
+from stores.comments import COMMENT_TABLES, micros
 from stores.comments import CommentWriter as CommentRows
 from stores.posts import (
     erase_author,
+    fetch_posts,
     truncate_comment_counts,
+    truncate_post_states,
     truncate_posts,
     upsert_comment_counts,
+    upsert_post_states,
     upsert_posts,
 )
 from stores.redis_store import (
@@ -61,7 +71,7 @@ from stores.redis_store import (
 from stores.settings import Settings
 
 NAME = "content"
-TOPICS = [POSTS.name, COMMENTS.name, USERS.name]
+TOPICS = [POSTS.name, COMMENTS.name, USERS.name, MODERATION.name]
 
 CommentChange = CommentCreated | CommentEdited | CommentDeleted
 
@@ -99,10 +109,14 @@ class PostWriter:
         self.redis = redis
         self.deleted = deleted or DeletedAccounts(shards.settings)
 
-    async def _rows(self, batch: list[tuple[str, PostCreated]]) -> None:
+    async def _rows(self, batch: list[tuple[str, PostCreated]]) -> list[asyncpg.Record]:
+        """Upserts the rows; returns them as stored (with any edit that came first)."""
+        stored: list[asyncpg.Record] = []
         for shard, items in self.shards.group_by_shard(batch, lambda i: i[1].community_id).items():
             conn = await self.shards.conn(shard)
             await upsert_posts(conn, (post_row(eid, p) for eid, p in items))
+            stored += await fetch_posts(conn, [p.post_id for _eid, p in items])
+        return stored
 
     def write(self, batch: list[tuple[str, PostCreated]]) -> None:
         gone = self.deleted.among(p.author_id for _eid, p in batch)
@@ -113,12 +127,13 @@ class PostWriter:
                 else (eid, p)
                 for eid, p in batch
             ]
-        self.shards.run(self._rows(batch))
+        stored = self.shards.run(self._rows(batch))
         # The marker is written after the row commits: a post is votable once readable.
         pipe = self.redis.pipeline(transaction=False)
         for _eid, p in batch:
             mark_target(pipe, p.post_id, p.community_id, p.author_id, "post")
-            post_views.store(pipe, p)
+        for row in stored:  # the view of the row as stored: an edit replayed first shows
+            post_views.store(pipe, row)
         pipe.execute()
 
     def close(self) -> None:
@@ -279,11 +294,91 @@ class CountWriter:
         self.redis.close()
 
 
+# What happened to posts and comments after their creation (edits, deletes, a
+# moderator's removal, lock, flair) and shadow-bans, applied to the read models.
+StateChange = (
+    PostEdited | PostDeleted | ContentModerated | PostLocked | PostFlaired | MemberSanctioned
+)
+
+
+def state_change(event: Event) -> StateChange | None:
+    p = event.payload
+    if isinstance(p, PostEdited | PostDeleted | ContentModerated | PostLocked | PostFlaired):
+        return p
+    if isinstance(p, MemberSanctioned) and p.kind in ("shadow_ban", "unshadow_ban"):
+        return p  # from a moderator or the automatic actor alike
+    return None
+
+
+def post_state_row(c: StateChange) -> tuple[str, str, dict[str, object]] | None:
+    """(post id, community id, the post_states columns this change sets), or None."""
+    if isinstance(c, PostEdited):
+        changed = {"title": c.title, "body": c.body, "url": c.url}
+        columns: dict[str, object] = {k: v for k, v in changed.items() if v is not None}
+        return c.post_id, c.community_id, {**columns, "edited_at": c.edited_at}
+    if isinstance(c, PostDeleted):
+        return c.post_id, c.community_id, {"deleted_at": c.deleted_at}
+    if isinstance(c, ContentModerated) and c.target_type == "post":
+        return c.post_id, c.community_id, {"removed": c.action == "remove"}
+    if isinstance(c, PostLocked):
+        return c.post_id, c.community_id, {"locked": c.locked}
+    if isinstance(c, PostFlaired):
+        return c.post_id, c.community_id, {"flair": c.flair}
+    return None
+
+
+class StateWriter:
+    """Post states into the post's shard (then the listing view of an edited post is
+    rebuilt from its row), comment removals into CQL, shadow-bans into Redis."""
+
+    def __init__(
+        self, shards: ShardConnections, cluster: Cluster, session: Session, redis: Redis
+    ) -> None:
+        self.shards = shards
+        self.cluster = cluster
+        self.rows = CommentRows(session)
+        self.redis = redis
+
+    async def _states(self, rows: list[tuple[str, str, dict[str, object]]]) -> list[asyncpg.Record]:
+        edited: list[asyncpg.Record] = []
+        for shard, items in self.shards.group_by_shard(rows, lambda r: r[1]).items():
+            conn = await self.shards.conn(shard)
+            await upsert_post_states(conn, items)
+            ids = [post_id for post_id, _c, cols in items if "title" in cols or "url" in cols]
+            if ids:
+                edited += await fetch_posts(conn, ids)
+        return edited
+
+    def write(self, batch: list[StateChange]) -> None:
+        rows = [row for c in batch if (row := post_state_row(c)) is not None]
+        edited = self.shards.run(self._states(rows)) if rows else []
+        flags = [
+            (c.post_id, c.target_id, c.action == "remove", micros(c.at))
+            for c in batch
+            if isinstance(c, ContentModerated) and c.target_type == "comment"
+        ]
+        if flags:
+            self.rows.write_flags(flags)
+        pipe = self.redis.pipeline(transaction=True)  # in order: a ban then its lift
+        for post in edited:
+            post_views.store(pipe, post)
+        for c in batch:
+            if isinstance(c, MemberSanctioned):
+                shadow.apply(pipe, c.community_id, c.user_id, c.kind == "shadow_ban")
+        pipe.execute()
+
+    def close(self) -> None:
+        self.shards.close()
+        self.cluster.shutdown()
+        self.redis.close()
+
+
 @dataclass(frozen=True)
 class Sinks:
     posts: Sink[Traced[tuple[str, PostCreated]]]
     comments: Sink[Traced[CommentChange]]
     counts: Sink[Traced[CommentCount]]
+    states: Sink[Traced[StateChange]]
     accounts: Sink[Traced[UserDeleted]] | None = None
 
 
@@ -307,6 +402,8 @@ def build_flow(
         lambda resume: CountFold(resume, archive_after),
     )
     op.output("comment_counts_out", counts, sinks.counts)
+    states: Stream[Traced[StateChange]] = guard.map("state_change", records, state_change)
+    op.output("states_out", states, sinks.states)
     if sinks.accounts is not None:
         erased = guard.map("user_deleted", records, is_user_deleted)
         op.output("accounts_out", erased, sinks.accounts)
@@ -318,8 +415,10 @@ def wipe(settings: Settings) -> None:
     """Empty the state this dataflow derives (for replay)."""
     truncate_posts(settings)
     truncate_comment_counts(settings)
+    truncate_post_states(settings)
     cql.truncate(settings, COMMENT_TABLES)
     redis = sync_client(settings.redis_url)
     clear_target_markers(redis)
     post_views.wipe(redis)
+    shadow.wipe(redis)
     redis.close()

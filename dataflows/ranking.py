@@ -28,16 +28,23 @@ from dataflows.guard import Guard, Traced
 from dataflows.sinks import ShardConnections
 from domain import ranking
 from domain.ids import created_at
-from schemas.events import DeadLetter, PostCreated, PostPinned, ScoreChanged
-from schemas.topics import COMMUNITIES, POSTS, SCORES
+from schemas.events import (
+    ContentModerated,
+    DeadLetter,
+    PostCreated,
+    PostDeleted,
+    PostPinned,
+    ScoreChanged,
+)
+from schemas.topics import COMMUNITIES, MODERATION, POSTS, SCORES
 from stores import rankings
-from stores.posts import truncate_ranks, upsert_ranks
+from stores.posts import delete_ranks, truncate_ranks, upsert_ranks
 from stores.rankings import SET_LIMIT, load_library, pins_key, rank_key
-from stores.redis_store import sync_client
+from stores.redis_store import mark_hidden, sync_client
 from stores.settings import Settings
 
 NAME = "ranking"
-TOPICS = [POSTS.name, SCORES.name, COMMUNITIES.name]
+TOPICS = [POSTS.name, SCORES.name, COMMUNITIES.name, MODERATION.name]
 RISING_CADENCE = timedelta(seconds=60)
 
 
@@ -62,6 +69,17 @@ class ScoreSeen:
 
 
 @dataclass(frozen=True)
+class Hide:
+    """A post leaves (or, approved again, rejoins) every ranked set: deleted by its
+    author (for good) or removed by a moderator (until approved)."""
+
+    post_id: str
+    community_id: str
+    deleted: bool = False
+    removed: bool | None = None  # None: unchanged
+
+
+@dataclass(frozen=True)
 class RankUpdate:
     post_id: str
     community_id: str
@@ -74,6 +92,7 @@ class RankUpdate:
     windows_in: tuple[str, ...]
     windows_out: tuple[str, ...]
     rank_seq: int  # the tally's seq: equal seqs are clock refreshes, both valid
+    hidden: bool = False  # out of every set (deleted or removed)
 
     @property
     def score(self) -> int:
@@ -89,18 +108,31 @@ class PostState:
     downvotes: int = 0
     score_seq: int = 0
     windows: tuple[str, ...] = field(default_factory=tuple)
+    deleted: bool = False
+    removed: bool = False
+
+    @property
+    def hidden(self) -> bool:
+        return self.deleted or self.removed
 
 
-def ranking_input(event: Event) -> PostSeen | ScoreSeen | None:
+RankInput = PostSeen | ScoreSeen | Hide
+
+
+def ranking_input(event: Event) -> RankInput | None:
     p = event.payload
     if isinstance(p, PostCreated):
         return PostSeen(p.post_id, p.community_id, p.created_at)
+    if isinstance(p, PostDeleted):
+        return Hide(p.post_id, p.community_id, deleted=True)
+    if isinstance(p, ContentModerated) and p.target_type == "post":
+        return Hide(p.post_id, p.community_id, removed=p.action == "remove")
     if isinstance(p, ScoreChanged) and p.target_type == "post":
         return ScoreSeen(p.target_id, p.community_id, p.upvotes, p.downvotes, p.seq)
     return None
 
 
-def by_post(item: Traced[PostSeen | ScoreSeen]) -> str:
+def by_post(item: Traced[RankInput]) -> str:
     return item.value.post_id
 
 
@@ -117,11 +149,19 @@ class RankFold:
         out, self.pending = self.pending, []
         return out
 
-    def apply(self, value: PostSeen | ScoreSeen) -> None:
+    def apply(self, value: RankInput) -> None:
         if self.state is None:
             created = value.created if isinstance(value, PostSeen) else created_at(value.post_id)
             self.state = PostState(value.post_id, value.community_id, created)
         state = self.state
+        if isinstance(value, Hide):
+            was = state.hidden
+            state.deleted = state.deleted or value.deleted
+            if value.removed is not None:
+                state.removed = value.removed
+            if state.hidden != was or state.hidden:
+                self.pending.append(self._update())
+            return
         if isinstance(value, PostSeen):
             state.created = value.created  # the event's own time wins over the id's
         elif value.seq > state.score_seq:
@@ -137,13 +177,15 @@ class RankFold:
     def on_notify(self) -> tuple[Iterable[RankUpdate], bool]:
         if self.state is None:
             return (), True
+        if self.state.hidden:
+            return (), self.state.deleted  # a deleted post never comes back
         update = self._update()
         # Nothing left to expire or re-rank: the post only changes on votes now.
         settled = update.rising is None and update.windows_in == ("all",)
         return [update], settled
 
     def notify_at(self) -> datetime | None:
-        if self.state is None:
+        if self.state is None or self.state.hidden:
             return None
         current = now()
         wakes = [ranking.next_window_exit(self.state.created, current)]
@@ -171,8 +213,9 @@ class RankFold:
             windows_in=windows,
             windows_out=tuple(w for w in s.windows if w not in windows),
             rank_seq=s.score_seq,
+            hidden=s.hidden,
         )
-        s.windows = windows
+        s.windows = () if s.hidden else windows
         return update
 
     def snapshot(self) -> PostState | None:
@@ -180,7 +223,15 @@ class RankFold:
         if s is None:
             return None
         return PostState(
-            s.post_id, s.community_id, s.created, s.upvotes, s.downvotes, s.score_seq, s.windows
+            s.post_id,
+            s.community_id,
+            s.created,
+            s.upvotes,
+            s.downvotes,
+            s.score_seq,
+            s.windows,
+            s.deleted,
+            s.removed,
         )
 
 
@@ -188,6 +239,11 @@ def write_ranks(pipe: object, u: RankUpdate) -> None:
     """Queue the Redis writes for one update: one function call for every set the post
     is in (trimmed to SET_LIMIT when it joins one), removals for sets it left."""
     c = u.community_id
+    mark_hidden(pipe, u.post_id, u.hidden)  # type: ignore[arg-type]
+    if u.hidden:
+        for key in every_rank_key(c):
+            pipe.zrem(key, u.post_id)  # type: ignore[attr-defined]
+        return
     writes: list[tuple[str, float]] = [
         (rank_key(c, "hot"), u.hot),
         (rank_key(c, "new"), u.created.timestamp()),
@@ -205,6 +261,16 @@ def write_ranks(pipe: object, u: RankUpdate) -> None:
     keys = [key for key, _ in writes]
     scores = [repr(score) for _, score in writes]
     pipe.fcall("rank_write", len(keys), *keys, u.post_id, SET_LIMIT, *scores)  # type: ignore[attr-defined]
+
+
+def every_rank_key(community_id: str) -> list[str]:
+    keys = [rank_key(community_id, sort) for sort in ("hot", "new", "rising")]
+    for window in ranking.WINDOWS:
+        keys += [
+            rank_key(community_id, "top", window),
+            rank_key(community_id, "controversial", window),
+        ]
+    return keys
 
 
 def rank_row(u: RankUpdate) -> tuple:
@@ -234,14 +300,13 @@ class RankWriter:
     async def _rows(self, updates: list[RankUpdate]) -> None:
         for shard, items in self.shards.group_by_shard(updates, lambda u: u.community_id).items():
             conn = await self.shards.conn(shard)
-            await upsert_ranks(conn, (rank_row(u) for u in items))
+            await upsert_ranks(conn, (rank_row(u) for u in items if not u.hidden))
+            await delete_ranks(conn, [u.post_id for u in items if u.hidden])
 
     def write(self, batch: list[RankUpdate]) -> None:
         latest: dict[str, RankUpdate] = {}
-        for update in batch:
-            held = latest.get(update.post_id)
-            if held is None or update.rank_seq >= held.rank_seq:
-                latest[update.post_id] = update
+        for update in batch:  # in order: the last update of a post wins
+            latest[update.post_id] = update
         self.shards.run(self._rows(list(latest.values())))
         pipe = self.redis.pipeline(transaction=False)
         for update in latest.values():
@@ -279,7 +344,7 @@ def build_flow(
     flow = Dataflow(NAME)
     guard = Guard(NAME)
     records = events(guard, flow, source)
-    inputs: Stream[Traced[PostSeen | ScoreSeen]] = guard.map("rank_inputs", records, ranking_input)
+    inputs: Stream[Traced[RankInput]] = guard.map("rank_inputs", records, ranking_input)
     updates = guard.stateful("rank", op.key_on("by_post", inputs, by_post), RankFold)
     op.output("ranks_out", updates, sinks.ranks)
     op.output("pins_out", guard.map("pins", records, pins_input), sinks.pins)

@@ -92,6 +92,9 @@ class Comment:
     edited_at: datetime | None = None
     upvotes: int = 0
     downvotes: int = 0
+    author_id: str = ""
+    removed: bool = False  # by a moderator
+    shadow_banned: bool = False  # its author is shadow-banned (shown to moderators only)
 
     @property
     def score(self) -> int:

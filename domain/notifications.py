@@ -39,6 +39,7 @@ class Item:
     text: str
     reply_to: str | None  # the author it replies to (None: no reply notification)
     created_at: datetime
+    community_id: str = ""  # who may be told of it depends on the community (see below)
 
 
 @dataclass(frozen=True)
@@ -85,3 +86,48 @@ def plan(item: Item, users: dict[str, str]) -> list[Notification]:
         )
         for recipient, kind in kinds.items()
     ]
+
+
+@dataclass(frozen=True)
+class ModAction:
+    """A moderator removed the author's post or comment."""
+
+    target_id: str
+    post_id: str
+    community_id: str
+    author_id: str
+    actor_id: str
+    actor_name: str
+    reason: str
+    at: datetime
+
+
+def plan_mod_action(action: ModAction) -> list[Notification]:
+    if not action.author_id or action.author_id == action.actor_id:
+        return []
+    snippet = f"removed by a moderator: {action.reason}" if action.reason else "removed"
+    return [
+        Notification(
+            notification_id(f"mod:{action.target_id}", action.author_id, action.at),
+            action.author_id,
+            "mod_action",
+            action.actor_id,
+            action.actor_name or "moderator",
+            action.target_id,
+            action.post_id,
+            snippet[:SNIPPET_CHARS],
+            action.at,
+        )
+    ]
+
+
+def audience(
+    planned: list[Notification], item: Item, private: bool, members: set[str], silenced: bool
+) -> list[Notification]:
+    """Who of the planned recipients may be told: nobody when the author is shadow-banned
+    there (`silenced`); in a private community only its members (a snippet is content)."""
+    if silenced:
+        return []
+    if private:
+        return [n for n in planned if n.recipient_id in members]
+    return planned

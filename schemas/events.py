@@ -121,6 +121,7 @@ class ContentModerated(Payload):
     actor_id: Id
     reason: str = Field(default="", max_length=1000)
     at: datetime
+    actor_name: str = Field(default="", max_length=64)
 
 
 class MemberSanctioned(Payload):
@@ -131,9 +132,10 @@ class MemberSanctioned(Payload):
     user_id: Id
     kind: Literal["ban", "unban", "mute", "unmute", "shadow_ban", "unshadow_ban"]
     until: datetime | None = None
-    actor_id: Id
+    actor_id: Id  # "system" for an automatic sanction (e.g. the spam dataflow's)
     reason: str = Field(default="", max_length=1000)
     at: datetime
+    actor_name: str = Field(default="", max_length=64)
 
 
 class PostLocked(Payload):

@@ -33,8 +33,11 @@ TERMINAL = 2**62  # write timestamp of deletes: later than any event time in µs
 SLOT_ATTEMPTS = 40
 SLOT_BLOCK = 100  # most slots one claim takes for the requests queued behind it
 
-COMMENT_COLUMNS = "comment_id, parent_id, path, author_name, body, deleted, created_at, edited_at"
-COMMENT_TABLES = ("comments", "comments_by_id", "comments_by_author")  # the content dataflow's
+COMMENT_COLUMNS = (
+    "comment_id, parent_id, path, author_name, body, deleted, created_at, edited_at, author_id"
+)
+# the content dataflow's
+COMMENT_TABLES = ("comments", "comments_by_id", "comments_by_author", "comment_flags")
 SCORE_TABLES = ("comment_scores",)  # the votes dataflow's
 
 
@@ -56,8 +59,10 @@ class CommentRef:
     deleted: bool
 
 
-def _comment(row: tuple[Any, ...], scores: dict[str, tuple[int, int]]) -> Comment:
-    comment_id, parent_id, path, author, body, deleted, created, edited = row
+def _comment(
+    row: tuple[Any, ...], scores: dict[str, tuple[int, int]], removed: set[str]
+) -> Comment:
+    comment_id, parent_id, path, author, body, deleted, created, edited, author_id = row
     up, down = scores.get(comment_id, (0, 0))
     return Comment(
         comment_id=comment_id,
@@ -70,6 +75,8 @@ def _comment(row: tuple[Any, ...], scores: dict[str, tuple[int, int]]) -> Commen
         edited_at=_utc(edited),
         upvotes=up,
         downvotes=down,
+        author_id=author_id or "",
+        removed=comment_id in removed,
     )
 
 
@@ -95,6 +102,7 @@ class CommentStore:
         self._scores = prep(
             "SELECT comment_id, upvotes, downvotes FROM comment_scores WHERE post_id = ?"
         )
+        self._flags = prep("SELECT comment_id, removed FROM comment_flags WHERE post_id = ?")
         self._by_author = prep(
             "SELECT comment_id, post_id, path, body, created_at, edited_at"
             " FROM comments_by_author WHERE author_id = ? AND comment_id < ? LIMIT ?"
@@ -108,6 +116,7 @@ class CommentStore:
         self._score = prep(
             "SELECT upvotes, downvotes FROM comment_scores WHERE post_id = ? AND comment_id = ?"
         )
+        self._flag = prep("SELECT removed FROM comment_flags WHERE post_id = ? AND comment_id = ?")
         self._find = prep(
             "SELECT path, author_id, deleted FROM comments_by_id"
             " WHERE post_id = ? AND comment_id = ?"
@@ -195,11 +204,21 @@ class CommentStore:
             rows_f = fetch(self.session, self._range, (post_id, low, high))
         else:
             rows_f = fetch(self.session, self._thread, (post_id,))
-        rows, score_rows = await asyncio.gather(
-            rows_f, fetch(self.session, self._scores, (post_id,))
+        rows, score_rows, flag_rows = await asyncio.gather(
+            rows_f,
+            fetch(self.session, self._scores, (post_id,)),
+            fetch(self.session, self._flags, (post_id,)),
         )
         scores = {cid: (up or 0, down or 0) for cid, up, down in score_rows}
-        return [_comment(r, scores) for r in rows]
+        removed = {cid for cid, flag in flag_rows if flag}
+        return [_comment(r, scores, removed) for r in rows]
+
+    async def removed_among(self, refs: list[tuple[str, str]]) -> set[str]:
+        """Which of the (post id, comment id) pairs a moderator has removed."""
+        found = await asyncio.gather(
+            *(fetch(self.session, self._flag, (post, cid)) for post, cid in refs)
+        )
+        return {cid for (_post, cid), rows in zip(refs, found, strict=True) if rows and rows[0][0]}
 
     async def allocate_slot(self, post_id: str, parent_path: str) -> int:
         """The next child slot of `parent_path`, unique under any concurrency.
@@ -335,6 +354,10 @@ class CommentWriter:
         self._erase_author = prep(
             "UPDATE comments USING TIMESTAMP ? SET author_name = ? WHERE post_id = ? AND path = ?"
         )
+        self._flag_write = prep(
+            "UPDATE comment_flags USING TIMESTAMP ? SET removed = ? WHERE post_id = ?"
+            " AND comment_id = ?"
+        )
         self._score = prep(
             "INSERT INTO comment_scores (post_id, comment_id, upvotes, downvotes, score)"
             " VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
@@ -391,6 +414,14 @@ class CommentWriter:
             ((self._erase_author, (TERMINAL, name, r[0], r[1])) for r in rows),
         )
         return len(rows)
+
+    def write_flags(self, flags: Iterable[tuple[str, str, bool, int]]) -> None:
+        """(post_id, comment_id, removed, at in microseconds): a moderator's removal or
+        approval, ordered by its time whenever it is re-applied."""
+        execute_many(
+            self.session,
+            ((self._flag_write, (at, removed, post, cid)) for post, cid, removed, at in flags),
+        )
 
     def write_scores(self, tallies: Iterable[tuple[str, str, int, int, int]]) -> None:
         """(post_id, comment_id, upvotes, downvotes, seq) rows; `seq` is the timestamp."""

@@ -34,6 +34,13 @@ VIEW_FIELDS = ("post_id", "community", "author", "title", "kind", "url", "create
 COUNT_FIELDS = ("upvotes", "downvotes", "score", "comment_count")
 # Only on the page of one post.
 DETAIL_FIELDS = ("body", "media_id")
+# Only on the page of one post, from `post_states` (absent on a new post: defaults).
+STATE_DEFAULTS: dict[str, Any] = {
+    "edited_at": None,
+    "flair": None,
+    "locked": False,
+    "removed": False,
+}
 
 
 def view_key(post_id: str) -> str:
@@ -96,6 +103,10 @@ def post_view(post: Post, my_vote: int | None = None) -> dict[str, Any]:
     view = listing_item(post, my_vote)
     for name in DETAIL_FIELDS:
         view[name] = _field(post, name)
+    for name, default in STATE_DEFAULTS.items():
+        value = _field(post, name, default)
+        view[name] = default if value is None else value
+    view["deleted"] = _field(post, "deleted_at") is not None
     return view
 
 

@@ -6,7 +6,7 @@ import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -16,16 +16,26 @@ from stores.pg import ShardRouter, truncate_on_shards
 from stores.settings import Settings
 
 POST_COLUMNS = (
-    "p.post_id, p.community_id, p.community_name, p.author_id, p.author_name, p.title, p.kind,"
-    " p.body, p.url, p.media_id, p.created_at,"
+    "p.post_id, p.community_id, p.community_name, p.author_id, p.author_name,"
+    " coalesce(s.title, p.title) AS title, p.kind, coalesce(s.body, p.body) AS body,"
+    " coalesce(s.url, p.url) AS url, p.media_id, p.created_at,"
     " coalesce(a.upvotes, 0) AS upvotes, coalesce(a.downvotes, 0) AS downvotes,"
     " coalesce(a.score, 0) AS score"
     ", coalesce(cc.comment_count, 0) AS comment_count"
+    ", s.edited_at AS edited_at, s.deleted_at AS deleted_at,"
+    " coalesce(s.removed, false) AS removed, coalesce(s.locked, false) AS locked,"
+    " s.flair AS flair"
 )
-POST_FROM = (
-    "posts p LEFT JOIN post_aggregates a ON a.post_id = p.post_id"
+# What happened to a post after its creation (`post_states`), joined to every read.
+STATE_FIELDS = ("edited_at", "deleted_at", "removed", "locked", "flair")
+POST_JOINS = (
+    " LEFT JOIN post_aggregates a ON a.post_id = p.post_id"
     " LEFT JOIN post_comment_counts cc ON cc.post_id = p.post_id"
+    " LEFT JOIN post_states s ON s.post_id = p.post_id"
 )
+POST_FROM = "posts p" + POST_JOINS
+# Listed posts: neither deleted nor removed.
+LISTED = "s.deleted_at IS NULL AND NOT coalesce(s.removed, false)"
 
 UPSERT_POST = (
     "INSERT INTO posts (post_id, community_id, community_name, author_id, author_name, title,"
@@ -86,6 +96,33 @@ class PostStore:
             raise NotFound("post not found", {"post_id": post_id})
         return dict(row)
 
+    async def by_author(
+        self, author_id: str, limit: int, before: tuple[datetime, str] | None
+    ) -> list[dict[str, Any]]:
+        """The author's posts (deleted ones left out), newest first, across every
+        shard, older than `before` (created_at, post_id) if given."""
+        start = before or (datetime.max.replace(tzinfo=UTC), "~")
+        query = (
+            f"SELECT {POST_COLUMNS} FROM {POST_FROM} WHERE p.author_id = $1"
+            " AND s.deleted_at IS NULL AND (p.created_at, p.post_id) < ($2, $3)"
+            " ORDER BY p.created_at DESC, p.post_id DESC LIMIT $4"
+        )
+        pools = list(self.router.pools.values())
+        results = await asyncio.gather(
+            *(pool.fetch(query, author_id, start[0], start[1], limit) for pool in pools)
+        )
+        rows = {r["post_id"]: dict(r) for rs in results for r in rs}  # a move may copy rows
+        ordered = sorted(rows.values(), key=lambda r: (r["created_at"], r["post_id"]), reverse=True)
+        return ordered[:limit]
+
+    async def by_ids(self, post_ids: list[str]) -> dict[str, dict[str, Any]]:
+        by_shard: dict[int, tuple[asyncpg.Pool, list[str]]] = {}
+        for post_id in post_ids:
+            pool = self.router.for_post(post_id)
+            by_shard.setdefault(id(pool), (pool, []))[1].append(post_id)
+        results = await asyncio.gather(*(fetch_posts(pool, ids) for pool, ids in by_shard.values()))
+        return {row["post_id"]: dict(row) for rows in results for row in rows}
+
     async def list_new(
         self, community_id: str, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
@@ -124,6 +161,28 @@ async def upsert_posts(conn: asyncpg.Connection, rows: Iterable[tuple[Any, ...]]
     await conn.executemany(UPSERT_POST, list(rows))
 
 
+STATE_COLUMNS = ("title", "body", "url", "edited_at", "deleted_at", "removed", "locked", "flair")
+
+
+async def upsert_post_states(
+    conn: asyncpg.Connection, rows: Iterable[tuple[str, str, dict[str, object]]]
+) -> None:
+    """(post id, community id, {column: value}) in log order: each row sets only its own
+    columns (an edit its text, a removal `removed`, ...)."""
+    for post_id, community_id, columns in rows:
+        names = [n for n in STATE_COLUMNS if n in columns]
+        values = [columns[n] for n in names]
+        placeholders = ", ".join(f"${i + 3}" for i in range(len(names)))
+        updates = ", ".join(f"{n} = EXCLUDED.{n}" for n in names)
+        await conn.execute(
+            f"INSERT INTO post_states (post_id, community_id, {', '.join(names)})"
+            f" VALUES ($1, $2, {placeholders}) ON CONFLICT (post_id) DO UPDATE SET {updates}",
+            post_id,
+            community_id,
+            *values,
+        )
+
+
 async def upsert_aggregates(conn: asyncpg.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
     await conn.executemany(UPSERT_AGGREGATE, list(rows))
 
@@ -138,6 +197,12 @@ async def upsert_ranks(conn: asyncpg.Connection, rows: Iterable[tuple[Any, ...]]
     """(post_id, community_id, created_at, score, upvotes, downvotes, hot, rising,
     controversy, rank_seq) rows; a row with a lower rank_seq than the stored one is kept out."""
     await conn.executemany(UPSERT_RANK, list(rows))
+
+
+async def delete_ranks(conn: asyncpg.Connection, post_ids: list[str]) -> None:
+    """Deleted or removed posts leave the rank columns (pages past the Redis sets)."""
+    if post_ids:
+        await conn.execute("DELETE FROM post_ranks WHERE post_id = ANY($1::text[])", post_ids)
 
 
 async def fetch_posts(db: asyncpg.Pool | asyncpg.Connection, post_ids: list[str]) -> list[Any]:
@@ -189,6 +254,10 @@ def truncate_comment_counts(settings: Settings) -> None:
     truncate_on_shards(settings, ("post_comment_counts",))
 
 
+def truncate_post_states(settings: Settings) -> None:
+    truncate_on_shards(settings, ("post_states",))
+
+
 def truncate_aggregates(settings: Settings) -> None:
     truncate_on_shards(settings, ("post_aggregates",))
 
@@ -228,11 +297,17 @@ class RankedPostStore:
         since: datetime | None,
         after: tuple[float, str] | None,
         limit: int,
+        hidden_authors: list[str] | None = None,
     ) -> list[tuple[dict[str, Any], float]]:
+        """Ranked rows past the Redis set; removed and deleted posts and those of
+        `hidden_authors` (shadow-banned, for this reader) left out."""
         column = RANK_COLUMNS[sort]
         pool = self.router.for_community(community_id)
         conditions = ["r.community_id = $1", f"{column} IS NOT NULL"]
         args: list[Any] = [community_id]
+        if hidden_authors:
+            args.append(hidden_authors)
+            conditions.append(f"p.author_id <> ALL(${len(args)}::text[])")
         if since is not None:
             args.append(since)
             conditions.append(f"r.created_at >= ${len(args)}")
@@ -242,9 +317,8 @@ class RankedPostStore:
         args.append(limit)
         rows = await pool.fetch(
             f"SELECT {POST_COLUMNS}, {column} AS rank FROM post_ranks r"
-            " JOIN posts p ON p.post_id = r.post_id"
-            " LEFT JOIN post_aggregates a ON a.post_id = r.post_id"
-            f" WHERE {' AND '.join(conditions)}"
+            f" JOIN posts p ON p.post_id = r.post_id{POST_JOINS}"
+            f" WHERE {' AND '.join(conditions)} AND {LISTED}"
             f" ORDER BY {column} DESC, r.post_id DESC LIMIT ${len(args)}",
             *args,
         )

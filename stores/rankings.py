@@ -1,7 +1,7 @@
 """Redis read model for listings: per-community sorted sets and pins.
 
 Keys: `rank:{community}:{sort}` sorted sets (sort: hot, new, rising, top:{window},
-controversial:{window}); `pins:{community}` JSON list of pinned post ids; `feed:{id}`
+controversial:{window}); `pins:{community}` JSON list of pinned post ids; `feed:{user}:{id}`
 frozen home-feed orders. Items are the stored post views (`pv:{post}`, see
 post_views) with the counts from `t:{post}` (see redis_store), so listings show the
 live tally. Pages are built as JSON inside Redis (`lua/listings.lua`, a function
@@ -31,8 +31,9 @@ def pins_key(community_id: str) -> str:
     return f"pins:{community_id}"
 
 
-def snapshot_key(snapshot: str) -> str:
-    return f"feed:{snapshot}"
+def snapshot_key(user_id: str, snapshot: str) -> str:
+    """A frozen home feed belongs to its reader: another user's cursor names nothing."""
+    return f"feed:{user_id}:{snapshot}"
 
 
 @dataclass(frozen=True)
@@ -42,15 +43,16 @@ class Page:
     missing: int  # items whose view is not cached (marked "missing": true)
     size: int  # entries in the set; -1 for an expired feed snapshot
     count: int  # items on the page
+    hidden: int = 0  # entries skipped: deleted, removed or shadow-banned for this reader
 
     def items(self) -> list[dict[str, Any]]:
         return list(orjson.loads(self.items_json))
 
 
 def _page(raw: list[Any]) -> Page:
-    items, rank, post_id, missing, size, count = raw
+    items, rank, post_id, missing, size, count, hidden = raw
     last = (_text(rank), _text(post_id)) if _text(rank) else None
-    return Page(_bytes(items), last, int(missing), int(size), int(count))
+    return Page(_bytes(items), last, int(missing), int(size), int(count), int(hidden))
 
 
 def library_source() -> str:
@@ -106,11 +108,14 @@ class RankedListings:
         limit: int,
         user_id: str,
         pins_of: str | None = None,
+        moderator: bool = False,
     ) -> Page:
-        """A page of a ranked set after the keyset cursor. With `pins_of` (a community
-        id) the first page leads with that community's pinned posts."""
+        """A page of a ranked set after the keyset cursor, as `user_id` ('' for anyone)
+        sees it: deleted, removed and (unless theirs, or `moderator`) shadow-banned
+        posts left out. With `pins_of` (a community id) the first page leads with that
+        community's pinned posts."""
         keys = [key] if pins_of is None or after else [key, pins_key(pins_of)]
-        args: list[Any] = [limit, user_id, *(after or ())]
+        args: list[Any] = [limit, user_id, "1" if moderator else "", *(after or ())]
         raw = await self._call("rank_page", keys, args)
         return _page(raw)
 
@@ -125,7 +130,7 @@ class RankedListings:
         after: tuple[str, str] | None,
     ) -> Page:
         """The first call (no cursor) freezes the union of `set_keys` into `snapshot`."""
-        keys = [snapshot_key(snapshot), *([] if after else set_keys)]
+        keys = [snapshot_key(user_id, snapshot), *([] if after else set_keys)]
         args: list[Any] = [limit, user_id, size, ttl, *(after or ())]
         raw = await self._call("feed_page", keys, args)
         return _page(raw)

@@ -1,6 +1,6 @@
 """Redis adapters: the live vote state (Lua, loaded once) and target markers.
 
-Keys: `t:{target}` hash (c community, a author, k kind, up, dn, v),
+Keys: `t:{target}` hash (c community, a author, k kind, up, dn, v, h hidden post),
 `uv:{target}` hash (user -> direction) and `uvu:{target}` hash (user -> version of a
 change whose event may not be on the log: re-published on the user's next vote);
 `karma:{user}` hash (p post, c comment, s seq);
@@ -72,6 +72,15 @@ def mark_target(
 ) -> None:
     """Queue the marker that makes a post or comment votable (its community and author)."""
     pipe.hset(target_key(target_id), mapping={"c": community_id, "a": author_id, "k": kind})
+
+
+def mark_hidden(pipe: redis.Redis, post_id: str, hidden: bool) -> None:
+    """Queue the mark (`h` in `t:{post}`) that keeps a deleted or removed post out of
+    home-feed pages frozen before it left the ranked sets."""
+    if hidden:
+        pipe.hset(target_key(post_id), "h", "1")
+    else:
+        pipe.hdel(target_key(post_id), "h")
 
 
 def seed_live_counts(pipe: redis.Redis, target_id: str, upvotes: int, downvotes: int) -> None:

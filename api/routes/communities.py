@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from sanic import Blueprint, HTTPResponse, Request
+from sanic import Blueprint, HTTPResponse, Request, empty
 
 from api import commands
-from api.http import json, page_params, parse, platform, principal
+from api.http import json, optional_principal, page_params, parse, platform, principal
 from api.idempotency import create_once
 
 bp = Blueprint("communities", url_prefix="/api/v1/communities")
@@ -23,7 +23,8 @@ async def create(request: Request) -> HTTPResponse:
 async def autocomplete(request: Request) -> HTTPResponse:
     limit, _cursor = page_params(request)
     prefix = request.args.get("prefix", "")
-    items = await platform(request).communities.autocomplete(prefix, limit)
+    user = optional_principal(request)
+    items = await platform(request).communities.autocomplete(prefix, limit, user)
     return json({"items": items, "next_cursor": None})
 
 
@@ -32,13 +33,70 @@ async def get(request: Request, name: str) -> HTTPResponse:
     return json(await platform(request).communities.get(name))
 
 
+@bp.patch("/<name:str>")
+async def update(request: Request, name: str) -> HTTPResponse:
+    user = principal(request)
+    cmd = parse(request, commands.UpdateCommunity)
+    return json(await platform(request).communities.update(user, name, cmd))
+
+
 @bp.post("/<name:str>/join")
 async def join(request: Request, name: str) -> HTTPResponse:
     user = principal(request)
-    return json(await platform(request).communities.set_membership(user, name, True))
+    status, body = await platform(request).communities.set_membership(user, name, True)
+    return json(body, status)
 
 
 @bp.post("/<name:str>/leave")
 async def leave(request: Request, name: str) -> HTTPResponse:
     user = principal(request)
-    return json(await platform(request).communities.set_membership(user, name, False))
+    _status, body = await platform(request).communities.set_membership(user, name, False)
+    return json(body)
+
+
+@bp.get("/<name:str>/join-requests")
+async def join_requests(request: Request, name: str) -> HTTPResponse:
+    user = principal(request)
+    return json(await platform(request).communities.join_requests(user, name))
+
+
+@bp.post("/<name:str>/join-requests/<username:str>/approve")
+async def approve_join(request: Request, name: str, username: str) -> HTTPResponse:
+    user = principal(request)
+    communities = platform(request).communities
+    return json(await communities.answer_join_request(user, name, username, True))
+
+
+@bp.post("/<name:str>/join-requests/<username:str>/deny")
+async def deny_join(request: Request, name: str, username: str) -> HTTPResponse:
+    user = principal(request)
+    communities = platform(request).communities
+    return json(await communities.answer_join_request(user, name, username, False))
+
+
+@bp.post("/<name:str>/approved-users")
+async def approve_user(request: Request, name: str) -> HTTPResponse:
+    user = principal(request)
+    cmd = parse(request, commands.Username)
+    return json(await platform(request).communities.approve_user(user, name, cmd.username))
+
+
+@bp.get("/<name:str>/moderators")
+async def moderators(request: Request, name: str) -> HTTPResponse:
+    user = optional_principal(request)
+    return json(await platform(request).communities.moderators(user, name))
+
+
+@bp.post("/<name:str>/moderators")
+async def add_moderator(request: Request, name: str) -> HTTPResponse:
+    user = principal(request)
+    cmd = parse(request, commands.Username)
+    communities = platform(request).communities
+    return json(await communities.set_moderator(user, name, cmd.username, True))
+
+
+@bp.delete("/<name:str>/moderators/<username:str>")
+async def remove_moderator(request: Request, name: str, username: str) -> HTTPResponse:
+    user = principal(request)
+    await platform(request).communities.set_moderator(user, name, username, False)
+    return empty()

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sanic import Blueprint, HTTPResponse, Request
+from sanic import Blueprint, HTTPResponse, Request, empty
 
 from api import commands
 from api.http import json, optional_principal, page_params, parse, platform, principal
@@ -40,3 +40,30 @@ async def feed(request: Request) -> HTTPResponse:
 async def get(request: Request, post_id: str) -> HTTPResponse:
     user = optional_principal(request)
     return json(await platform(request).posts.get(post_id, user))
+
+
+@bp.patch("/posts/<post_id:str>")
+async def edit(request: Request, post_id: str) -> HTTPResponse:
+    user = principal(request)
+    cmd = parse(request, commands.EditPost)
+    return json(await platform(request).posts.edit(user, post_id, cmd), 202)
+
+
+@bp.delete("/posts/<post_id:str>")
+async def delete(request: Request, post_id: str) -> HTTPResponse:
+    user = principal(request)
+    return json(await platform(request).posts.delete(user, post_id), 202)
+
+
+@bp.put("/posts/<post_id:str>/save")
+async def save(request: Request, post_id: str) -> HTTPResponse:
+    user = principal(request)
+    await platform(request).posts.save(user, post_id, True)
+    return empty()
+
+
+@bp.delete("/posts/<post_id:str>/save")
+async def unsave(request: Request, post_id: str) -> HTTPResponse:
+    user = principal(request)
+    await platform(request).posts.save(user, post_id, False)
+    return empty()

@@ -5,21 +5,26 @@ are log events too. Reads assemble the tree from one partition."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from api.commands import CreateComment, EditComment
 from api.security import Principal
+from api.services.access import Access
+from domain.access import Locked, check_contribute
 from domain.comments import DELETED, Comment, Thread, arrange, check_can_reply, child_path
 from domain.errors import Archived, Forbidden, NotFound, ValidationFailed
 from domain.ids import community_of_post, new_comment_id, post_of_comment
 from domain.lifecycle import is_archived
+from domain.masks import REMOVED
 from schemas.envelope import new_event
 from schemas.events import CommentCreated, CommentDeleted, CommentEdited
+from stores import moderation
 from stores.comments import CommentRef, CommentStore
-from stores.communities import CommunityStore
 from stores.kafka import DeliveryPending, EventPublisher
-from stores.posts import PostStore, decode_cursor, encode_cursor
+from stores.posts import decode_cursor, encode_cursor
 from stores.redis_store import LiveVotes
 
 MAX_LEVELS = 10
@@ -42,6 +47,7 @@ def comment_view(
         "upvotes": c.upvotes,
         "downvotes": c.downvotes,
         "deleted": c.deleted,
+        "removed": c.removed,
         "created_at": c.created_at,
         "edited_at": c.edited_at,
         "children": children or [],
@@ -49,6 +55,8 @@ def comment_view(
     }
     if my_vote is not None:
         view["my_vote"] = my_vote
+    if c.shadow_banned:
+        view["shadow_banned"] = True
     return view
 
 
@@ -71,15 +79,15 @@ def _shown_ids(threads: list[Thread]) -> list[str]:
 class CommentService:
     def __init__(
         self,
-        communities: CommunityStore,
-        posts: PostStore,
+        access: Access,
+        readable_post: Callable[[str, Principal | None], Awaitable[dict[str, Any]]],
         comments: CommentStore,
         publisher: EventPublisher,
         live: LiveVotes,
         archive_days: int,
     ) -> None:
-        self.communities = communities
-        self.posts = posts
+        self.access = access
+        self.readable_post = readable_post
         self.comments = comments
         self.publisher = publisher
         self.live = live
@@ -91,14 +99,14 @@ class CommentService:
     async def create(
         self, principal: Principal, post_id: str, cmd: CreateComment
     ) -> dict[str, Any]:
-        post = await self.posts.get(post_id)
+        post = await self.readable_post(post_id, principal)
         if is_archived(post_id, self.archive_after):
             raise Archived("comments are closed on archived posts", {"post_id": post_id})
-        community = await self.communities.get_community(post["community_name"])
-        if community.visibility != "public" and not await self.communities.is_member(
-            community.community_id, principal.user_id
-        ):
-            raise Forbidden("only members may comment here", {"community": community.name})
+        community = await self.access.community(post["community_id"])
+        standing = await self.access.standing(community.community_id, principal)
+        check_contribute(community.visibility, standing, {"community": community.name})
+        if post["locked"] or await moderation.is_locked(self.access.communities.pool, post_id):
+            raise Locked("this post is locked", {"post_id": post_id})
         parent_path, notify = "", post["author_id"]
         if cmd.parent_id is not None:
             parent = await self._find(cmd.parent_id, field="parent_id")
@@ -207,9 +215,10 @@ class CommentService:
             if parent.post_id != post_id:
                 raise NotFound("comment not found", {"parent_id": parent_id})
             under = parent.path
-        _post, comments = await asyncio.gather(
-            self.posts.get(post_id), self.comments.thread(post_id, under)
+        post, comments = await asyncio.gather(
+            self.readable_post(post_id, principal), self.comments.thread(post_id, under)
         )
+        comments = await self._shown(post, comments, principal)
         threads, left = arrange(comments, sort, levels, limit, under=under, offset=offset)
         votes = None
         if principal is not None:
@@ -219,6 +228,47 @@ class CommentService:
             "next_cursor": encode_cursor([offset + len(threads)]) if left else None,
             "more_children": left,
         }
+
+    async def _shown(
+        self, post: dict[str, Any], comments: list[Comment], principal: Principal | None
+    ) -> list[Comment]:
+        """The comments as this reader sees them: removed ones `[removed]` (but to their
+        author and moderators), those of shadow-banned authors left out (with their
+        replies) for everyone but the author and moderators."""
+        removed = {c.comment_id for c in comments if c.removed}
+        authors = {c.author_id for c in comments}
+        pool = self.access.communities.pool
+        community_id = post["community_id"]
+        hidden_authors = (
+            await moderation.shadow_banned_in(pool, [(community_id, a) for a in sorted(authors)])
+            if authors
+            else set()
+        )
+        if not removed and not hidden_authors:
+            return comments
+        viewer = principal.user_id if principal else None
+        moderator = False
+        if principal is not None:
+            moderator = (await self.access.standing(community_id, principal)).moderator
+        if moderator:
+            return [
+                replace(c, shadow_banned=True)
+                if (community_id, c.author_id) in hidden_authors
+                else c
+                for c in comments
+            ]
+        out: list[Comment] = []
+        dropped: list[str] = []
+        for c in comments:  # in path order: a parent comes before its replies
+            if any(c.path.startswith(d + ".") for d in dropped):
+                continue
+            if (community_id, c.author_id) in hidden_authors and c.author_id != viewer:
+                dropped.append(c.path)
+                continue
+            if c.removed and c.author_id != viewer and not c.deleted:
+                c = replace(c, body=REMOVED, author=REMOVED)
+            out.append(c)
+        return out
 
     async def _find(self, comment_id: str, field: str = "comment_id") -> CommentRef:
         try:

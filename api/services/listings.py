@@ -9,6 +9,7 @@ posts meanwhile.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -18,9 +19,11 @@ from typing import Any
 import orjson
 
 from api.security import Principal
-from domain.errors import Forbidden, ValidationFailed
+from api.services.access import Access
+from domain.errors import ValidationFailed
 from domain.ids import new_id
 from domain.ranking import WINDOWS
+from stores import moderation
 from stores.communities import CommunityStore
 from stores.post_views import fill_missing, listing_item
 from stores.posts import RankedPostStore, decode_cursor, encode_cursor
@@ -30,7 +33,6 @@ SORTS = ("hot", "new", "top", "rising", "controversial")
 WINDOWED = ("top", "controversial")
 FEED_SNAPSHOT = 500  # posts frozen per feed snapshot
 FEED_TTL_SECONDS = 900
-COMMUNITY_CACHE_SECONDS = 10.0
 PAGE_CACHE_SECONDS = 0.25  # micro-cache of ranked pages per API process
 SUBSCRIPTIONS_CACHE_SECONDS = 2.0  # a join or leave shows in the feed within this
 PAGE_CACHE_ENTRIES = 10_000
@@ -45,6 +47,7 @@ class RankedPage:
     json: bytes
     last: tuple[str, str] | None
     size: int
+    hidden: int  # entries left out for everyone but their authors and moderators
 
 
 def sort_key(sort: str, window: str | None) -> tuple[str, str | None]:
@@ -60,12 +63,16 @@ def sort_key(sort: str, window: str | None) -> tuple[str, str | None]:
 
 class ListingService:
     def __init__(
-        self, communities: CommunityStore, listings: RankedListings, shards: RankedPostStore
+        self,
+        communities: CommunityStore,
+        listings: RankedListings,
+        shards: RankedPostStore,
+        access: Access,
     ) -> None:
         self.communities = communities
         self.listings = listings
         self.shards = shards
-        self._communities: dict[str, tuple[float, str, str]] = {}
+        self.access = access
         self._subscriptions: OrderedDict[str, tuple[float, list[str]]] = OrderedDict()
         self._pages: OrderedDict[tuple[str, tuple[str, str] | None, int], RankedPage] = (
             OrderedDict()
@@ -87,7 +94,25 @@ class ListingService:
             rank_key(community_id, sort, window), after, limit, community_id
         )
         items: list[dict[str, Any]] | orjson.Fragment
-        if principal is None:
+        moderator = False
+        if principal is not None and page.hidden:
+            # Something on this page is hidden from everyone but its author and the
+            # moderators: the reader may be one of them, so their own page is built.
+            standing = await self.access.standing(community_id, principal)
+            moderator = standing.moderator
+            own = await self.listings.page(
+                rank_key(community_id, sort, window),
+                after,
+                limit,
+                principal.user_id,
+                pins_of=community_id,
+                moderator=moderator,
+            )
+            mine = await self._items(own)
+            listed = own.items() if isinstance(mine, orjson.Fragment) else mine
+            page = RankedPage(0.0, listed, b"", own.last, own.size, own.hidden)
+            items = listed
+        elif principal is None:
             items = orjson.Fragment(page.json)
         else:
             votes = await self.listings.my_votes(
@@ -99,8 +124,9 @@ class ListingService:
             # Past the end of the bounded set: continue from the shard's rank columns.
             listed = list(items) if isinstance(items, list) else list(page.items)
             start = (float(last[0]), last[1]) if last else _float_keyset(after)
+            hidden_authors = await self._hidden_authors(community_id, principal, moderator)
             rows = await self.shards.page(
-                community_id, sort, _window_start(window), start, limit - count
+                community_id, sort, _window_start(window), start, limit - count, hidden_authors
             )
             listed += [listing_item(row, 0 if principal else None) for row, _rank in rows]
             if rows:
@@ -123,7 +149,9 @@ class ListingService:
         items = await self._items(page)
         listed = page.items() if isinstance(items, orjson.Fragment) else items
         body = page.items_json if isinstance(items, orjson.Fragment) else orjson.dumps(items)
-        ranked = RankedPage(now + PAGE_CACHE_SECONDS, listed, body, page.last, page.size)
+        ranked = RankedPage(
+            now + PAGE_CACHE_SECONDS, listed, body, page.last, page.size, page.hidden
+        )
         self._pages[cache_key] = ranked
         self._pages.move_to_end(cache_key)
         while len(self._pages) > PAGE_CACHE_ENTRIES:
@@ -135,9 +163,11 @@ class ListingService:
     ) -> dict[str, Any]:
         sort, window = sort_key(sort, window)
         if cursor:
-            snapshot, rank, post_id = decode_cursor(cursor, 3)
+            snapshot, rank, post_id, owner = decode_cursor(cursor, 4)
             if not all(isinstance(v, str) for v in (snapshot, rank, post_id)):
                 raise ValidationFailed("cursor is not valid", {"cursor": "malformed"})
+            if owner != _owner_tag(principal.user_id):
+                raise ValidationFailed("cursor belongs to another user", {"cursor": "not yours"})
             set_keys: list[str] = []
             after: tuple[str, str] | None = (rank, post_id)
         else:
@@ -151,7 +181,8 @@ class ListingService:
             raise ValidationFailed("cursor expired, start again", {"cursor": "expired"})
         items = await self._items(page)
         more = page.last is not None and page_count(page, items) >= limit
-        next_cursor = encode_cursor([snapshot, *page.last]) if more and page.last else None
+        owner = _owner_tag(principal.user_id)
+        next_cursor = encode_cursor([snapshot, *page.last, owner]) if more and page.last else None
         return {"items": items, "next_cursor": next_cursor}
 
     async def _items(self, page: Page) -> list[dict[str, Any]] | orjson.Fragment:
@@ -171,6 +202,16 @@ class ListingService:
             filled.append(item)
         return filled
 
+    async def _hidden_authors(
+        self, community_id: str, principal: Principal | None, moderator: bool
+    ) -> list[str]:
+        if moderator:
+            return []
+        banned = await moderation.shadow_banned_users(self.communities.pool, community_id)
+        if principal is not None:
+            banned.discard(principal.user_id)
+        return sorted(banned)
+
     async def _subscribed(self, user_id: str) -> list[str]:
         now = time.monotonic()
         cached = self._subscriptions.get(user_id)
@@ -184,18 +225,15 @@ class ListingService:
         return communities
 
     async def _visible_community(self, name: str, principal: Principal | None) -> str:
-        cached = self._communities.get(name.lower())
-        if cached is None or cached[0] < time.monotonic():
-            row = await self.communities.get_community(name)
-            cached = (time.monotonic() + COMMUNITY_CACHE_SECONDS, row.community_id, row.visibility)
-            self._communities[name.lower()] = cached
-        _expires, community_id, visibility = cached
-        if visibility == "private" and (
-            principal is None
-            or not await self.communities.is_member(community_id, principal.user_id)
-        ):
-            raise Forbidden("this community is private", {"community": name})
-        return community_id
+        """404 for a private community the reader is not a member of."""
+        community = await self.access.community_named(name)
+        await self.access.readable(community, principal, "community", name)
+        return community.community_id
+
+
+def _owner_tag(user_id: str) -> str:
+    """Names a feed cursor's reader without spelling their id."""
+    return hashlib.blake2b(user_id.encode(), digest_size=8).hexdigest()
 
 
 def page_count(page: Page, items: list[dict[str, Any]] | orjson.Fragment) -> int:

@@ -8,6 +8,8 @@ from typing import Any
 
 from api.commands import CastVote
 from api.security import Principal
+from api.services.access import Access
+from domain.access import check_vote
 from domain.errors import Archived, NotFound, Unavailable
 from domain.ids import community_of_post, post_of_comment
 from domain.lifecycle import is_archived
@@ -18,7 +20,10 @@ from stores.redis_store import LiveVotes
 
 
 class VoteService:
-    def __init__(self, live: LiveVotes, publisher: EventPublisher, archive_days: int) -> None:
+    def __init__(
+        self, live: LiveVotes, publisher: EventPublisher, archive_days: int, access: Access
+    ) -> None:
+        self.access = access
         self.live = live
         self.publisher = publisher
         self.archive_after = timedelta(days=archive_days)
@@ -26,9 +31,12 @@ class VoteService:
     async def cast(self, principal: Principal, cmd: CastVote) -> dict[str, Any]:
         target = cmd.target_id
         if cmd.target_type == "post":
-            community_of_post(target)
+            community_id = community_of_post(target)
         else:
-            post_of_comment(target)
+            community_id = community_of_post(post_of_comment(target))
+        community = await self.access.community(community_id)
+        standing = await self.access.standing(community_id, principal)
+        check_vote(community.visibility, standing, {"target_id": target})
         if is_archived(target, self.archive_after):
             raise Archived("voting is closed on archived content", {"target_id": target})
         # The Redis change, its event and the undo or mark of a failed publish run to

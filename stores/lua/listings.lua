@@ -3,10 +3,28 @@
 -- Keys: rank:{community}:{sort} sorted sets, pv:{post} listing view JSON,
 -- t:{post} hash (up, dn, cc), uv:{post} hash (user -> direction), pins:{community}.
 
--- One listing item as JSON text. The stored view is a JSON object; the counts are
--- spliced in before its closing brace (string work, no decode/encode per item).
-local function item(id, user, extra)
-  local counts = redis.call('HMGET', 't:' .. id, 'up', 'dn', 'cc')
+-- Whether a post is kept out of this reader's page: deleted or removed (`h` in
+-- t:{post}), or by an author shadow-banned in its community (set sb:{community}),
+-- unless the reader is that author or (ctx.mod) a moderator of the community.
+local function hidden(meta, ctx)
+  if meta[6] then return true end
+  local community, author = meta[4], meta[5]
+  if not community or not author or ctx.mod or author == ctx.user then return false end
+  local any = ctx.banned[community]
+  if any == nil then
+    any = redis.call('SCARD', 'sb:' .. community) > 0
+    ctx.banned[community] = any
+  end
+  return any and redis.call('SISMEMBER', 'sb:' .. community, author) == 1
+end
+
+-- One listing item as JSON text (nil when hidden from this reader). The stored view
+-- is a JSON object; the counts are spliced in before its closing brace (string work,
+-- no decode/encode per item).
+local function item(id, ctx, extra)
+  local counts = redis.call('HMGET', 't:' .. id, 'up', 'dn', 'cc', 'c', 'a', 'h')
+  if hidden(counts, ctx) then return nil, false end
+  local user = ctx.user
   local raw = redis.call('GET', 'pv:' .. id)
   local head
   if raw then
@@ -47,45 +65,61 @@ local function entries_after(key, count, rank, id)
     'LIMIT', 0, count, 'WITHSCORES')
 end
 
--- Page over entries: returns {items json, last rank, last id, missing count}.
-local function page_of(entries, limit, user, items, skip)
-  local last_rank, last_id, missing = '', '', 0
-  for i = 1, #entries, 2 do
-    if #items >= limit then break end
-    local id = entries[i]
-    if not skip[id] then
-      local view, absent = item(id, user, nil)
-      if absent then missing = missing + 1 end
-      items[#items + 1] = view
-      last_rank, last_id = entries[i + 1], id
+-- Fills `items` up to `limit` from the set after the cursor, skipping `skip` and
+-- what is hidden from the reader (reading further down the set for each one).
+-- Returns last rank, last id (of the last item listed), missing count, hidden count.
+local function fill(key, items, limit, ctx, rank, id, skip)
+  local last_rank, last_id, missing, dropped = '', '', 0, 0
+  local at_rank, at_id = rank, id
+  while #items < limit do
+    local want = limit - #items + 1
+    local entries = entries_after(key, want, at_rank, at_id)
+    for i = 1, #entries, 2 do
+      if #items >= limit then break end
+      local entry = entries[i]
+      at_rank, at_id = entries[i + 1], entry
+      if not skip[entry] then
+        local view, absent = item(entry, ctx, nil)
+        if view then
+          if absent then missing = missing + 1 end
+          items[#items + 1] = view
+          last_rank, last_id = entries[i + 1], entry
+        else
+          dropped = dropped + 1
+        end
+      end
     end
+    if #entries < 2 * want then break end  -- the end of the set
   end
-  return last_rank, last_id, missing
+  return last_rank, last_id, missing, dropped
 end
 
--- KEYS: set [, pins]; ARGV: limit, user [, cursor rank, cursor id]
--- Returns {items json, last rank, last id, missing count, set size, item count}.
+-- KEYS: set [, pins]; ARGV: limit, user, moderator ('1' or ''), [cursor rank, cursor id]
+-- Returns {items json, last rank, last id, missing count, set size, item count,
+-- hidden count}.
 local function rank_page(keys, args)
   local limit = tonumber(args[1])
-  local user = args[2]
-  local items, skip, missing = {}, {}, 0
-  local pinned = 0
-  if keys[2] and not args[3] then
+  local ctx = {user = args[2], mod = args[3] == '1', banned = {}}
+  local items, skip, missing, dropped = {}, {}, 0, 0
+  if keys[2] and not args[4] then
     local raw = redis.call('GET', keys[2])
     if raw then
       for _, id in ipairs(cjson.decode(raw)) do
-        local view, absent = item(id, user, ',"pinned":true')
-        if absent then missing = missing + 1 end
-        items[#items + 1] = view
         skip[id] = true
-        pinned = pinned + 1
+        local view, absent = item(id, ctx, ',"pinned":true')
+        if view then
+          if absent then missing = missing + 1 end
+          items[#items + 1] = view
+        else
+          dropped = dropped + 1
+        end
       end
     end
   end
-  local entries = entries_after(keys[1], limit - #items + pinned, args[3], args[4])
-  local last_rank, last_id, more = page_of(entries, limit, user, items, skip)
+  local last_rank, last_id, more, hidden_more = fill(keys[1], items, limit, ctx, args[4], args[5],
+    skip)
   return {encode(items), last_rank, last_id, missing + more, redis.call('ZCARD', keys[1]),
-    #items}
+    #items, dropped + hidden_more}
 end
 
 -- KEYS: snapshot, then the community sets (first page only).
@@ -105,13 +139,14 @@ local function feed_page(keys, args)
     redis.call('ZADD', snapshot, '-inf', '')  -- marks an empty snapshot as existing
     redis.call('EXPIRE', snapshot, tonumber(args[4]))
   elseif redis.call('EXISTS', snapshot) == 0 then
-    return {'[]', '', '', 0, -1, 0}
+    return {'[]', '', '', 0, -1, 0, 0}
   end
-  local entries = entries_after(snapshot, limit + 1, args[5], args[6])
+  local ctx = {user = user, mod = false, banned = {}}
   local items = {}
-  local last_rank, last_id, missing = page_of(entries, limit, user, items, {[''] = true})
+  local last_rank, last_id, missing, dropped = fill(snapshot, items, limit, ctx, args[5], args[6],
+    {[''] = true})
   return {encode(items), last_rank, last_id, missing, redis.call('ZCARD', snapshot) - 1,
-    #items}
+    #items, dropped}
 end
 
 -- ARGV: user, post ids... Returns the user's direction on each (0 when none).

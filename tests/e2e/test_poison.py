@@ -37,6 +37,7 @@ READERS = {
     "scores": ("ranking", "karma"),
     "communities": ("ranking",),
     "users": ("content",),
+    "moderation": ("content", "ranking", "mentions"),
 }
 Ref = tuple[str, int, int]  # topic, partition, offset
 

@@ -39,7 +39,7 @@ def test_content_materialises_good_records_and_dead_letters_poison() -> None:
     letters: list[DeadLetter] = []
     flow = content.build_flow(
         log.source(),
-        content.Sinks(sink(posts), sink(comments), sink(counts)),
+        content.Sinks(sink(posts), sink(comments), sink(counts), sink([])),
         sink(letters),
     )
     run_main(flow)
@@ -141,7 +141,7 @@ def test_a_step_that_raises_dead_letters_only_that_record(monkeypatch: Any) -> N
     letters: list[DeadLetter] = []
     flow = content.build_flow(
         log.source(),
-        content.Sinks(sink(out), sink([]), sink([])),
+        content.Sinks(sink(out), sink([]), sink([]), sink([])),
         sink(letters),
         timedelta(days=1),
     )

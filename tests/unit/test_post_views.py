@@ -15,6 +15,7 @@ from schemas.events import PostCreated
 from stores.post_views import (
     COUNT_FIELDS,
     DETAIL_FIELDS,
+    STATE_DEFAULTS,
     VIEW_FIELDS,
     encode_view,
     fill_missing,
@@ -22,7 +23,7 @@ from stores.post_views import (
     post_view,
     view_key,
 )
-from stores.posts import POST_COLUMNS
+from stores.posts import POST_COLUMNS, STATE_FIELDS
 from stores.redis_store import LUA
 
 LISTINGS_LUA = (LUA / "listings.lua").read_text()
@@ -50,7 +51,8 @@ def event(**changes: object) -> PostCreated:
 def shard_row(p: PostCreated, up: int, down: int, comments: int) -> dict[str, object]:
     """The row `stores.posts` reads (POST_COLUMNS) for the post the content dataflow wrote."""
     tallies = {"upvotes": up, "downvotes": down, "score": up - down, "comment_count": comments}
-    return {**p.model_dump(), **tallies}
+    states = {name: None for name in STATE_FIELDS}
+    return {**p.model_dump(), **tallies, **states}
 
 
 def redis_item(
@@ -114,8 +116,9 @@ def test_the_post_page_is_the_listing_item_plus_its_details():
     p = event(kind="text", url=None, body="the body")
     row = shard_row(p, 1, 0, 0)
     page = post_view(row, my_vote=1)
-    assert page == {**listing_item(row, 1), "body": "the body", "media_id": None}
-    assert set(page) - set(listing_item(row, 1)) == set(DETAIL_FIELDS)
+    states = {**STATE_DEFAULTS, "deleted": False}
+    assert page == {**listing_item(row, 1), "body": "the body", "media_id": None, **states}
+    assert set(page) - set(listing_item(row, 1)) == {*DETAIL_FIELDS, *states}
     # accepted (202) before any tally: the same fields, counted zero
     assert post_view(p) == post_view(shard_row(p, 0, 0, 0))
 
