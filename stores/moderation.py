@@ -277,3 +277,32 @@ async def shadow_banned_in(
         [u for _, u in pairs],
     )
     return {(r["community_id"], r["user_id"]) for r in rows}
+
+
+async def automatic_sanction(
+    conn: asyncpg.Connection,
+    community_id: str,
+    user_id: str,
+    kind: SanctionKind,
+    reason: str,
+    until: datetime | None,
+    event: Envelope,
+) -> None:
+    """A sanction no person imposed (actor `AUTOMATIC_ACTOR`), e.g. the spam dataflow's
+    shadow-ban: the same row, mod log entry and outbox event as a moderator's. Call
+    inside the caller's transaction; `event` is its `member.sanctioned` (actor_id
+    "system"), which the outbox relay publishes on the `moderation` topic."""
+    await conn.execute(
+        "INSERT INTO sanctions (community_id, user_id, kind, until, reason, actor_id)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (community_id, user_id, kind)"
+        " DO UPDATE SET until = EXCLUDED.until, reason = EXCLUDED.reason,"
+        " actor_id = EXCLUDED.actor_id, created_at = now()",
+        community_id,
+        user_id,
+        kind,
+        until,
+        reason,
+        AUTOMATIC_ACTOR,
+    )
+    await _log(conn, community_id, LogEntry(AUTOMATIC_ACTOR, "automod", kind, user_id, reason))
+    await outbox.append(conn, event)

@@ -7,8 +7,9 @@ from `member.sanctioned` (the Postgres `sanctions` table is the source of truth,
 from __future__ import annotations
 
 import redis
+import redis.asyncio as aioredis
 
-from stores.redis_store import delete_matching
+from stores.redis_store import delete_matching, target_key
 
 
 def shadow_key(community_id: str) -> str:
@@ -24,3 +25,21 @@ def apply(pipe: redis.Redis, community_id: str, user_id: str, banned: bool) -> N
 
 def wipe(client: redis.Redis) -> None:
     delete_matching(client, shadow_key("*"))
+
+
+async def hidden_from(
+    client: aioredis.Redis, community_id: str, target_id: str, viewer_id: str
+) -> bool:
+    """Is the post or comment `target_id` by an author shadow-banned in its community
+    (other than `viewer_id`)? One round trip; a second only when the community has
+    shadow-bans at all."""
+    pipe = client.pipeline(transaction=False)
+    pipe.scard(shadow_key(community_id))
+    pipe.hget(target_key(target_id), "a")
+    count, author = await pipe.execute()
+    if not count or author is None:
+        return False
+    author_id = author.decode() if isinstance(author, bytes) else str(author)
+    if author_id == viewer_id:
+        return False
+    return bool(await client.sismember(shadow_key(community_id), author_id))  # type: ignore[misc]

@@ -115,6 +115,15 @@ class CommentService:
                     "the parent comment belongs to another post", {"parent_id": cmd.parent_id}
                 )
             parent_path, notify = parent.path, None if parent.deleted else parent.author_id
+            if (
+                parent.author_id
+                and parent.author_id != principal.user_id
+                and not standing.moderator
+                and await moderation.is_shadow_banned(
+                    self.access.communities.pool, community.community_id, parent.author_id
+                )
+            ):
+                raise NotFound("comment not found", {"parent_id": cmd.parent_id})
         check_can_reply(parent_path)
         path = child_path(parent_path, await self.comments.allocate_slot(post_id, parent_path))
         now = datetime.now(UTC)

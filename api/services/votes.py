@@ -15,6 +15,7 @@ from domain.ids import community_of_post, post_of_comment
 from domain.lifecycle import is_archived
 from schemas.envelope import new_event
 from schemas.events import VoteCast
+from stores import shadow
 from stores.kafka import DeliveryPending, EventPublisher, run_to_completion
 from stores.redis_store import LiveVotes
 
@@ -37,6 +38,10 @@ class VoteService:
         community = await self.access.community(community_id)
         standing = await self.access.standing(community_id, principal)
         check_vote(community.visibility, standing, {"target_id": target})
+        if not standing.moderator and await shadow.hidden_from(
+            self.live.client, community_id, target, principal.user_id
+        ):
+            raise NotFound(f"{cmd.target_type} not found", {"target_id": target})
         if is_archived(target, self.archive_after):
             raise Archived("voting is closed on archived content", {"target_id": target})
         # The Redis change, its event and the undo or mark of a failed publish run to

@@ -287,3 +287,40 @@ def test_removal_ban_mute_lock_flair_reports_and_the_log(client: Client):
         "remove",
     ]
     assert log[-1]["actor"] == owner.username and log[-1]["reason"] == "off topic"
+
+
+def test_shadow_ban_end_to_end(client: Client):
+    owner, a, b = (client.register(p) for p in ("own", "aaa", "bbb"))
+    name = make_community(client, owner, "public")
+    host = submit(client, owner, name, "host")
+    old = submit(client, b, name, "before the ban")
+    r = mod(client, owner, name, "shadow-ban", username=b.username, reason="spammer")
+    assert r.status_code == 200
+    new = submit(client, b, name, f"after the ban, hi u/{a.username}")
+    c = comment(client, b, host, f"shadow reply u/{a.username}")
+    wait_for(lambda: c["comment_id"] in tree_ids(client, host, b), what="B's comment")
+    wait_for(lambda: {old, new} <= set(listed(client, name, b, "hot")), what="B's posts ranked")
+    # A (and anyone signed out) sees none of it anywhere
+    for viewer in (a, None):
+        for sort in ("hot", "new"):
+            assert not {old, new} & set(listed(client, name, viewer, sort))
+        assert c["comment_id"] not in tree_ids(client, host, viewer)
+        headers = viewer.headers if viewer else None
+        assert client.http.get(f"/posts/{new}", headers=headers).status_code == 404
+        assert client.http.get(f"/users/{b.username}/posts", headers=headers).json()["items"] == []
+        history = client.http.get(f"/users/{b.username}/comments", headers=headers).json()
+        assert history["items"] == []
+    # B sees all of it, unmarked
+    assert {old, new} <= set(listed(client, name, b, "new"))
+    assert "shadow_banned" not in client.get_post(new, b)
+    assert c["comment_id"] in tree_ids(client, host, b)
+    # a moderator sees it marked
+    assert {old, new} <= set(listed(client, name, owner, "new"))
+    assert client.get_post(new, owner)["shadow_banned"] is True
+    # no one is notified by it: A's inbox gets the later mention from someone else only
+    other = submit(client, owner, name, f"hello u/{a.username}")
+    wait_for(lambda: notifications(client, a), what="the owner's mention")
+    assert {n["target_id"] for n in notifications(client, a)} == {other}
+    # lifting it shows everything again
+    assert mod(client, owner, name, "shadow-ban", username=b.username, lift=True).status_code == 200
+    wait_for(lambda: {old, new} <= set(listed(client, name, a, "new")), what="the lift")

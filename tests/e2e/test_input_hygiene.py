@@ -53,6 +53,22 @@ def requests(setup) -> dict[tuple[str, str], tuple[str, str, dict[str, Any], boo
     comment = {"body": "b", "parent_id": "p"}
     add("CreateComment", "POST", f"/posts/{post_id}/comments", comment, True)
     add("MarkRead", "POST", "/notifications/read", {"ids": ["n1", "n2"]}, True)
+    settings = {"description": "d", "rules": "r", "visibility": "public"}
+    add("UpdateCommunity", "PATCH", f"/communities/{community}", settings, True)
+    add("Username", "POST", f"/communities/{community}/moderators", {"username": "abc"}, True)
+    edit = {"title": "t", "body": "b"}
+    add("EditPost", "PATCH", f"/posts/{post_id}", edit, True)
+    add("EditPost", "PATCH", f"/posts/{post_id}", {"url": "https://example.com/y"}, True)
+    moderation = f"/communities/{community}/moderation"
+    target = {"target_id": post_id, "reason": "r"}
+    add("ModerateContent", "POST", f"{moderation}/remove", target, True)
+    sanction = {"username": "abc", "reason": "r"}
+    add("Sanction", "POST", f"{moderation}/ban", sanction, True)
+    add("LiftSanction", "POST", f"{moderation}/unban", sanction, True)
+    add("ShadowBan", "POST", f"{moderation}/shadow-ban", sanction, True)
+    add("LockPost", "POST", f"{moderation}/lock", {"post_id": post_id}, True)
+    add("FlairPost", "POST", f"{moderation}/flair", {"post_id": post_id, "flair": "f"}, True)
+    add("FileReport", "POST", "/reports", target, True)
     return table
 
 
