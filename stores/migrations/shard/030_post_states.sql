@@ -15,4 +15,4 @@ CREATE TABLE post_states (
     flair        text
 );
 
-CREATE INDEX posts_author ON posts (author_id, created_at DESC, post_id DESC);
+CREATE INDEX posts_author_recent ON posts (author_id, created_at DESC, post_id DESC);
