@@ -69,6 +69,12 @@ def requests(setup) -> dict[tuple[str, str], tuple[str, str, dict[str, Any], boo
     add("LockPost", "POST", f"{moderation}/lock", {"post_id": post_id}, True)
     add("FlairPost", "POST", f"{moderation}/flair", {"post_id": post_id, "flair": "f"}, True)
     add("FileReport", "POST", "/reports", target, True)
+    email = {"email": "h@example.com"}
+    add("EmailAddress", "POST", "/auth/password-reset", email, False)
+    add("VerifyEmail", "POST", "/auth/verify-email", {**email, "code": "123456"}, False)
+    reset = {**email, "code": "123456", "new_password": "long enough"}
+    add("ConfirmPasswordReset", "POST", "/auth/password-reset/confirm", reset, False)
+    add("DeleteAccount", "DELETE", "/users/me", {"password": "x"}, True)
     return table
 
 
