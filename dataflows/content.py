@@ -229,6 +229,9 @@ class CommentCount:
     community_id: str
     count: int
     touched: datetime
+    # comments per author: a shadow-banned author's share is left out of the count
+    # others see (`stores/shadow.py`)
+    authors: tuple[tuple[str, int], ...] = ()
 
 
 class CountFold:
@@ -240,7 +243,11 @@ class CountFold:
 
     def apply(self, value: CommentCreated) -> None:
         held = self.state or CommentCount(value.post_id, value.community_id, 0, _now())
-        self.state = replace(held, count=held.count + 1, touched=_now())
+        authors = dict(held.authors)
+        authors[value.author_id] = authors.get(value.author_id, 0) + 1
+        self.state = replace(
+            held, count=held.count + 1, touched=_now(), authors=tuple(sorted(authors.items()))
+        )
 
     def emit(self) -> Iterable[CommentCount]:
         return [self.state] if self.state is not None else []
@@ -287,6 +294,9 @@ class CountWriter:
         pipe = self.redis.pipeline(transaction=False)
         for c in highest.values():
             self.set_max(keys=[target_key(c.post_id)], args=["cc", c.count], client=pipe)
+            for author, count in c.authors:
+                key = shadow.author_counts_key(c.post_id)
+                self.set_max(keys=[key], args=[author, count], client=pipe)
         pipe.execute()
 
     def close(self) -> None:

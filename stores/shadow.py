@@ -16,6 +16,12 @@ def shadow_key(community_id: str) -> str:
     return f"sb:{community_id}"
 
 
+def author_counts_key(post_id: str) -> str:
+    """`ca:{post}`: the post's comments per author (written by the content dataflow, a
+    value never goes down), to leave shadow-banned authors' comments out of counts."""
+    return f"ca:{post_id}"
+
+
 def apply(pipe: redis.Redis, community_id: str, user_id: str, banned: bool) -> None:
     if banned:
         pipe.sadd(shadow_key(community_id), user_id)
@@ -25,6 +31,20 @@ def apply(pipe: redis.Redis, community_id: str, user_id: str, banned: bool) -> N
 
 def wipe(client: redis.Redis) -> None:
     delete_matching(client, shadow_key("*"))
+    delete_matching(client, author_counts_key("*"))
+
+
+async def hidden_comment_count(
+    client: aioredis.Redis, community_id: str, post_id: str, viewer_id: str
+) -> int:
+    """How many of the post's comments are by authors shadow-banned in its community
+    (other than `viewer_id`): left out of the count the viewer sees."""
+    members = await client.smembers(shadow_key(community_id))  # type: ignore[misc]
+    others = [m for m in members if (m.decode() if isinstance(m, bytes) else m) != viewer_id]
+    if not others:
+        return 0
+    counts = await client.hmget(author_counts_key(post_id), others)  # type: ignore[misc]
+    return sum(int(c) for c in counts if c is not None)
 
 
 async def hidden_from(

@@ -15,7 +15,7 @@ from domain.ids import community_of_post, new_post_id
 from domain.masks import show_post
 from schemas.envelope import new_event
 from schemas.events import PostCreated, PostDeleted, PostEdited
-from stores import moderation
+from stores import moderation, shadow
 from stores.kafka import DeliveryPending, EventPublisher
 from stores.post_views import listing_item, post_view
 from stores.posts import PostStore, decode_cursor, encode_cursor
@@ -91,6 +91,13 @@ class PostService:
         row = await self.readable(post_id, principal)
         votes = await self._my_votes(principal, [row])
         view = post_view(row, votes.get(row["post_id"]) if principal else None)
+        if not (row["privileged"] and row["author_id"] != (principal and principal.user_id)):
+            view["comment_count"] -= await shadow.hidden_comment_count(
+                self.live.client,
+                row["community_id"],
+                post_id,
+                principal.user_id if principal else "",
+            )
         if row["shadow_banned"] and principal and principal.user_id != row["author_id"]:
             view["shadow_banned"] = True  # what moderators see
         return show_post(

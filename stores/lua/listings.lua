@@ -6,16 +6,41 @@
 -- Whether a post is kept out of this reader's page: deleted or removed (`h` in
 -- t:{post}), or by an author shadow-banned in its community (set sb:{community}),
 -- unless the reader is that author or (ctx.mod) a moderator of the community.
+local function banned_of(ctx, community)
+  local banned = ctx.banned[community]
+  if banned == nil then
+    local members = redis.call('SMEMBERS', 'sb:' .. community)
+    banned = false
+    if #members > 0 then
+      banned = {list = members, set = {}}
+      for _, m in ipairs(members) do banned.set[m] = true end
+    end
+    ctx.banned[community] = banned
+  end
+  return banned
+end
+
 local function hidden(meta, ctx)
   if meta[6] then return true end
   local community, author = meta[4], meta[5]
   if not community or not author or ctx.mod or author == ctx.user then return false end
-  local any = ctx.banned[community]
-  if any == nil then
-    any = redis.call('SCARD', 'sb:' .. community) > 0
-    ctx.banned[community] = any
+  local banned = banned_of(ctx, community)
+  return banned and banned.set[author] == true
+end
+
+-- The comment count this reader sees: shadow-banned authors' comments (ca:{post})
+-- left out, but the reader's own, and all of them for moderators.
+local function comment_count(id, meta, ctx)
+  local count = tonumber(meta[3]) or 0
+  if not meta[4] or ctx.mod then return count end
+  local banned = banned_of(ctx, meta[4])
+  if not banned then return count end
+  for _, m in ipairs(banned.list) do
+    if m ~= ctx.user then
+      count = count - (tonumber(redis.call('HGET', 'ca:' .. id, m)) or 0)
+    end
   end
-  return any and redis.call('SISMEMBER', 'sb:' .. community, author) == 1
+  return count
 end
 
 -- One listing item as JSON text (nil when hidden from this reader). The stored view
@@ -35,7 +60,7 @@ local function item(id, ctx, extra)
   local up = tonumber(counts[1]) or 0
   local down = tonumber(counts[2]) or 0
   local parts = {head, ',"upvotes":', up, ',"downvotes":', down, ',"score":', up - down,
-    ',"comment_count":', tonumber(counts[3]) or 0}
+    ',"comment_count":', comment_count(id, counts, ctx)}
   if user ~= '' then
     parts[#parts + 1] = ',"my_vote":'
     parts[#parts + 1] = tonumber(redis.call('HGET', 'uv:' .. id, user)) or 0

@@ -310,6 +310,16 @@ def test_shadow_ban_end_to_end(client: Client):
         assert client.http.get(f"/users/{b.username}/posts", headers=headers).json()["items"] == []
         history = client.http.get(f"/users/{b.username}/comments", headers=headers).json()
         assert history["items"] == []
+    # counts: B's comment is left out of the count others see
+    wait_for(lambda: client.get_post(host, b)["comment_count"] == 1, what="B's comment counted")
+    assert client.get_post(host, a)["comment_count"] == 0
+    assert client.get_post(host)["comment_count"] == 0
+
+    def count_in_listing(viewer) -> int:
+        items = client.listing(f"/communities/{name}/posts?sort=new&limit=100", viewer)["items"]
+        return next(i["comment_count"] for i in items if i["post_id"] == host)
+
+    assert count_in_listing(a) == 0 and count_in_listing(b) == 1
     # B sees all of it, unmarked
     assert {old, new} <= set(listed(client, name, b, "new"))
     assert "shadow_banned" not in client.get_post(new, b)
