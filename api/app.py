@@ -19,6 +19,7 @@ from api.routes import (
     comments,
     communities,
     health,
+    media,
     moderation,
     notifications,
     posts,
@@ -66,6 +67,7 @@ def create_app(name: str = "agora") -> Sanic:
         comments,
         users,
         notifications,
+        media,
     ):
         app.blueprint(module.bp)
     errors.install(app)

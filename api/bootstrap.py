@@ -18,6 +18,7 @@ from api.services.auth import AuthService
 from api.services.comments import CommentService
 from api.services.communities import CommunityService
 from api.services.listings import ListingService
+from api.services.media import MediaService
 from api.services.moderation import ModerationService
 from api.services.notifications import NotificationService
 from api.services.posts import PostService
@@ -31,6 +32,7 @@ from stores.idempotency import IdempotencyKeys
 from stores.kafka import EventPublisher
 from stores.karma import KarmaStore
 from stores.mail_queue import MailQueue
+from stores.media import MediaStore
 from stores.objects import ObjectStore
 from stores.pg import ShardRouter, create_pool
 from stores.pii import EmailVault
@@ -68,6 +70,7 @@ class Platform:
     smtp: SmtpSender
     accounts: AccountService
     gate: AccountGate
+    media: MediaService
 
     async def close(self) -> None:
         await asyncio.to_thread(self.objects.close)
@@ -99,8 +102,11 @@ async def bootstrap(settings: Settings) -> Platform:
     post_store = PostStore(shards)
     listings = RankedListings(redis)  # its Redis functions load on first use
     objects = await asyncio.to_thread(ObjectStore, settings)
+    media = MediaService(
+        MediaStore(identity_pool), objects, settings.media_max_pixels, settings.media_concurrency
+    )
     access = Access(communities)
-    posts = PostService(access, post_store, publisher, live, SavedPosts(identity_pool))
+    posts = PostService(access, post_store, publisher, live, SavedPosts(identity_pool), media)
     return Platform(
         settings=settings,
         identity_pool=identity_pool,
@@ -129,4 +135,5 @@ async def bootstrap(settings: Settings) -> Platform:
         smtp=SmtpSender(settings),
         accounts=accounts,
         gate=gate,
+        media=media,
     )

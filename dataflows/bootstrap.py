@@ -14,12 +14,13 @@ from datetime import timedelta
 
 from bytewax.dataflow import Dataflow
 
-from dataflows import content, karma, mentions, ranking, votes
+from dataflows import content, karma, media, mentions, ranking, votes
 from dataflows.accounts import DeletedAccounts
 from dataflows.sinks import ShardConnections
 from dataflows.wiring import Wiring
 from schemas.topics import SCORES
 from stores import cql
+from stores.objects import ObjectStore
 from stores.redis_store import sync_client
 from stores.settings import Settings
 
@@ -107,6 +108,14 @@ def mentions_flow(w: Wiring) -> Dataflow:
     return mentions.build_flow(w.source(mentions.TOPICS), sinks, w.dead_letters())
 
 
+def media_flow(w: Wiring) -> Dataflow:
+    s = w.settings
+    sinks = media.Sinks(
+        media=w.store("media_out", lambda: media.MediaProcessor(s, ObjectStore(s))),
+    )
+    return media.build_flow(w.source(media.TOPICS), sinks, w.dead_letters())
+
+
 def _archive_after(settings: Settings) -> timedelta:
     return timedelta(days=settings.vote_archive_days)
 
@@ -129,6 +138,7 @@ JOBS: dict[str, Job] = {
     "ranking": Job(ranking_flow, ranking.wipe, tuple(ranking.TOPICS)),
     "karma": Job(karma_flow, karma.wipe, tuple(karma.TOPICS)),
     "mentions": Job(mentions_flow, mentions.wipe, tuple(mentions.TOPICS), backfillable=True),
+    "media": Job(media_flow, media.wipe, tuple(media.TOPICS), backfillable=True),
 }
 
 

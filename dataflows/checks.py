@@ -17,6 +17,7 @@ from schemas.events import (
     CommunityCreated,
     CommunityUpdated,
     ContentModerated,
+    MediaUploaded,
     MemberSanctioned,
     MembershipChanged,
     Payload,
@@ -66,6 +67,11 @@ def check_ids(payload: Payload) -> None:
         _community(payload.community_id)
     elif isinstance(payload, MemberSanctioned):
         _community(payload.community_id)
+    elif isinstance(payload, MediaUploaded):
+        if not is_valid_id(payload.media_id):
+            raise InconsistentIds(f"media_id {payload.media_id[:80]!r} is not an id")
+        if not payload.key.startswith(f"media/{payload.media_id}."):
+            raise InconsistentIds("an upload's key must be its own object")
 
 
 def _community(community_id: str) -> None:

@@ -96,6 +96,8 @@ def post_row(event_id: str, p: PostCreated) -> tuple:
         p.media_id,
         p.created_at,
         event_id,
+        p.media_key,
+        p.thumbnail_key,
     )
 
 

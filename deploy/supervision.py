@@ -95,7 +95,7 @@ def platform_programs(
             priority=10 + i,
             stopwaitsecs=dataflow_stop,
         )
-        for i, name in enumerate(("content", "votes", "ranking", "karma", "mentions"))
+        for i, name in enumerate(("content", "votes", "ranking", "karma", "mentions", "media"))
     ]
     programs += [
         Program("relay", [python, "-m", "api.relay"], priority=30),

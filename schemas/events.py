@@ -73,6 +73,10 @@ class PostCreated(Payload):
     url: str | None = Field(default=None, max_length=2000)
     media_id: Id | None = None
     created_at: datetime
+    # A media post's stored image and thumbnail (object keys; no thumbnail when its
+    # upload's thumbnail failed).
+    media_key: str | None = Field(default=None, max_length=300)
+    thumbnail_key: str | None = Field(default=None, max_length=300)
 
 
 class PostEdited(Payload):
@@ -262,6 +266,20 @@ class PostPinned(Payload):
     actor_id: Id
 
 
+class MediaUploaded(Payload):
+    """An image was accepted (type judged from its bytes, metadata stripped) and stored
+    at `key`; the media dataflow makes its thumbnail."""
+
+    media_id: Id
+    owner_id: Id
+    key: str = Field(min_length=1, max_length=300)
+    content_type: Literal["image/jpeg", "image/png", "image/gif", "image/webp"]
+    size: int = Field(ge=1, le=INT64)
+    width: int = Field(ge=1, le=INT32)
+    height: int = Field(ge=1, le=INT32)
+    uploaded_at: datetime
+
+
 class DeadLetter(Payload):
     """A record a dataflow could not use; `reason` and `raw` have control characters
     escaped (`escape_controls`), so a dead letter itself always encodes."""
@@ -295,6 +313,7 @@ EVENT_TYPES: dict[tuple[str, int], tuple[type[Payload], topics.Topic]] = {
     ("comment.deleted", 1): (CommentDeleted, topics.COMMENTS),
     ("vote.cast", 1): (VoteCast, topics.VOTES),
     ("score.changed", 1): (ScoreChanged, topics.SCORES),
+    ("media.uploaded", 1): (MediaUploaded, topics.MEDIA),
     ("dead_letter.recorded", 1): (DeadLetter, topics.DEAD_LETTER),
 }
 TYPE_OF: dict[type[Payload], tuple[str, int]] = {

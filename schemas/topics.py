@@ -28,6 +28,7 @@ MODERATION = Topic(
     "moderators' actions and reports: removals, approvals, bans, mutes, shadow-bans, locks,"
     " flairs (from the outbox)",
 )
+MEDIA = Topic("media", 4, "media_id", "uploads accepted, for the media dataflow (from the outbox)")
 DEAD_LETTER = Topic("dead-letter", 1, "source topic", "records a dataflow could not use")
 
 CATALOG: tuple[Topic, ...] = (
@@ -38,6 +39,7 @@ CATALOG: tuple[Topic, ...] = (
     VOTES,
     SCORES,
     MODERATION,
+    MEDIA,
     DEAD_LETTER,
 )
 BY_NAME: dict[str, Topic] = {t.name: t for t in CATALOG}

@@ -10,14 +10,15 @@ and `thumbs/` are public; they hold images whose metadata was already stripped.
 from __future__ import annotations
 
 import json
-from typing import BinaryIO
+from functools import lru_cache
+from typing import IO
 
 import boto3
 from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from stores.settings import Settings
+from stores.settings import Settings, get_settings
 
 PUBLIC_PREFIXES = ("media/", "thumbs/")
 
@@ -28,6 +29,22 @@ def original_key(media_id: str, extension: str) -> str:
 
 def thumbnail_key(media_id: str) -> str:
     return f"thumbs/{media_id}.jpg"
+
+
+def public_base(settings: Settings) -> str:
+    return (settings.s3_public_url or f"{settings.s3_endpoint or ''}/{settings.s3_bucket}").rstrip(
+        "/"
+    )
+
+
+@lru_cache(maxsize=1)
+def _base() -> str:
+    return public_base(get_settings())
+
+
+def media_url(key: str | None) -> str | None:
+    """The public URL of a stored object (None for no key), from the settings."""
+    return f"{_base()}/{key}" if key else None
 
 
 def client(settings: Settings) -> BaseClient:
@@ -85,15 +102,13 @@ class ObjectStore:
 
     def __init__(self, settings: Settings, s3: BaseClient | None = None) -> None:
         self.bucket = settings.s3_bucket
-        self.base_url = (
-            settings.s3_public_url or f"{settings.s3_endpoint or ''}/{settings.s3_bucket}"
-        ).rstrip("/")
+        self.base_url = public_base(settings)
         self.s3 = s3 or client(settings)
 
     def url(self, key: str) -> str:
         return f"{self.base_url}/{key}"
 
-    def put_file(self, key: str, body: BinaryIO, content_type: str) -> None:
+    def put_file(self, key: str, body: IO[bytes], content_type: str) -> None:
         """Streams `body` (multipart for large ones): never reads it whole into memory."""
         self.s3.upload_fileobj(
             body,
@@ -111,7 +126,7 @@ class ObjectStore:
             CacheControl="public, max-age=31536000",
         )
 
-    def download(self, key: str, into: BinaryIO) -> None:
+    def download(self, key: str, into: IO[bytes]) -> None:
         self.s3.download_fileobj(self.bucket, key, into)
 
     def exists(self, key: str) -> bool:

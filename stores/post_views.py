@@ -24,16 +24,26 @@ import orjson
 import redis
 
 from schemas.events import PostCreated
+from stores.objects import media_url
 from stores.redis_store import delete_matching
 
 Post: TypeAlias = PostCreated | Mapping[str, Any] | asyncpg.Record
 
 # The fields of the stored view (`pv:{post}`), in order.
-VIEW_FIELDS = ("post_id", "community", "author", "title", "kind", "url", "created_at")
+VIEW_FIELDS = (
+    "post_id",
+    "community",
+    "author",
+    "title",
+    "kind",
+    "url",
+    "created_at",
+    "thumbnail_url",
+)
 # What `lua/listings.lua` appends to a stored view, in order, from `t:{post}`.
 COUNT_FIELDS = ("upvotes", "downvotes", "score", "comment_count")
 # Only on the page of one post.
-DETAIL_FIELDS = ("body", "media_id")
+DETAIL_FIELDS = ("body", "media_id", "media")
 # Only on the page of one post, from `post_states` (absent on a new post: defaults).
 STATE_DEFAULTS: dict[str, Any] = {
     "edited_at": None,
@@ -67,6 +77,7 @@ def static_view(post: Post) -> dict[str, Any]:
         "kind": _field(post, "kind"),
         "url": _field(post, "url"),
         "created_at": timestamp(_field(post, "created_at")),
+        "thumbnail_url": media_url(_field(post, "thumbnail_key")),
     }
 
 
@@ -103,6 +114,16 @@ def post_view(post: Post, my_vote: int | None = None) -> dict[str, Any]:
     view = listing_item(post, my_vote)
     for name in DETAIL_FIELDS:
         view[name] = _field(post, name)
+    media_id = _field(post, "media_id")
+    view["media"] = (
+        {
+            "media_id": media_id,
+            "url": media_url(_field(post, "media_key")),
+            "thumbnail_url": media_url(_field(post, "thumbnail_key")),
+        }
+        if media_id
+        else None
+    )
     for name, default in STATE_DEFAULTS.items():
         value = _field(post, name, default)
         view[name] = default if value is None else value

@@ -19,6 +19,7 @@ POST_COLUMNS = (
     "p.post_id, p.community_id, p.community_name, p.author_id, p.author_name,"
     " coalesce(s.title, p.title) AS title, p.kind, coalesce(s.body, p.body) AS body,"
     " coalesce(s.url, p.url) AS url, p.media_id, p.created_at,"
+    " p.media_key, p.thumbnail_key,"
     " coalesce(a.upvotes, 0) AS upvotes, coalesce(a.downvotes, 0) AS downvotes,"
     " coalesce(a.score, 0) AS score"
     ", coalesce(cc.comment_count, 0) AS comment_count"
@@ -39,8 +40,8 @@ LISTED = "s.deleted_at IS NULL AND NOT coalesce(s.removed, false)"
 
 UPSERT_POST = (
     "INSERT INTO posts (post_id, community_id, community_name, author_id, author_name, title,"
-    " kind, body, url, media_id, created_at, event_id)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    " kind, body, url, media_id, created_at, event_id, media_key, thumbnail_key)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
     " ON CONFLICT (post_id) DO NOTHING"
 )
 UPSERT_AGGREGATE = (

@@ -72,6 +72,10 @@ class Settings:
     email_hash_key: str = field(default="", repr=False)
     # Unverified accounts may not post, comment or create communities when on.
     require_verified_email: bool = False
+    # Uploads: bytes and pixels at most; images decoded at once per API process.
+    media_max_bytes: int = 20 * 1024 * 1024
+    media_max_pixels: int = 50_000_000
+    media_concurrency: int = 2
 
     def dsn(self, database: str) -> str:
         return (
@@ -127,6 +131,9 @@ def get_settings() -> Settings:
         email_encryption_key=get("EMAIL_ENCRYPTION_KEY", ""),
         email_hash_key=get("EMAIL_HASH_KEY", ""),
         require_verified_email=_flag(get("REQUIRE_VERIFIED_EMAIL", "false")),
+        media_max_bytes=int(get("MEDIA_MAX_BYTES", str(20 * 1024 * 1024))),
+        media_max_pixels=int(get("MEDIA_MAX_PIXELS", "50000000")),
+        media_concurrency=int(get("MEDIA_CONCURRENCY", "2")),
     )
 
 

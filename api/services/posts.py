@@ -13,6 +13,7 @@ from domain.access import check_contribute
 from domain.errors import Forbidden, NotFound, ValidationFailed
 from domain.ids import community_of_post, new_post_id
 from domain.masks import show_post
+from api.services.media import MediaService
 from schemas.envelope import new_event
 from schemas.events import PostCreated, PostDeleted, PostEdited
 from stores import moderation, shadow
@@ -33,7 +34,9 @@ class PostService:
         publisher: EventPublisher,
         live: LiveVotes,
         saved: SavedPosts,
+        media: MediaService,
     ) -> None:
+        self.media = media
         self.access = access
         self.posts = posts
         self.publisher = publisher
@@ -44,6 +47,10 @@ class PostService:
         community = await self.access.community_named(community_name)
         standing = await self.access.standing(community.community_id, principal)
         check_contribute(community.visibility, standing, {"community": community.name})
+        media_key = thumbnail_key = None
+        if cmd.kind == "media" and cmd.media_id is not None:
+            upload = await self.media.usable(principal, cmd.media_id)
+            media_key, thumbnail_key = upload.original_key, upload.thumbnail_key
         payload = PostCreated(
             post_id=new_post_id(community.community_id),
             community_id=community.community_id,
@@ -54,8 +61,10 @@ class PostService:
             kind=cmd.kind,
             body=cmd.body,
             url=cmd.url,
-            media_id=cmd.media_id,
+            media_id=cmd.media_id if cmd.kind == "media" else None,
             created_at=datetime.now(UTC),
+            media_key=media_key,
+            thumbnail_key=thumbnail_key,
         )
         view = post_view(payload)
         try:

@@ -15,7 +15,7 @@ import pytest
 from domain.ids import new_id
 from tests.processes import Process, start_api, start_dataflow, wait_for
 
-DATAFLOWS = ("content", "votes", "ranking", "karma", "mentions")
+DATAFLOWS = ("content", "votes", "ranking", "karma", "mentions", "media")
 
 
 @pytest.fixture(scope="session")

@@ -38,6 +38,7 @@ READERS = {
     "communities": ("ranking",),
     "users": ("content",),
     "moderation": ("content", "ranking", "mentions"),
+    "media": ("media",),
 }
 Ref = tuple[str, int, int]  # topic, partition, offset
 

@@ -169,7 +169,17 @@ def test_platform_config_names_every_program_and_reads_back(tmp_path: Path) -> N
     parser.read(conf)
     names = [s.removeprefix("program:") for s in parser.sections() if s.startswith("program:")]
     assert parser["eventlistener:reaper"]["events"] == "PROCESS_STATE"
-    assert names == ["content", "votes", "ranking", "karma", "mentions", "relay", "api", "ws"]
+    assert names == [
+        "content",
+        "votes",
+        "ranking",
+        "karma",
+        "mentions",
+        "media",
+        "relay",
+        "api",
+        "ws",
+    ]
     assert "inet_http_server" not in parser.sections()  # the control socket is a unix socket
     assert parser["unix_http_server"]["file"] == str(s.socket)
     api = parser["program:api"]

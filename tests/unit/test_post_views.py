@@ -117,7 +117,13 @@ def test_the_post_page_is_the_listing_item_plus_its_details():
     row = shard_row(p, 1, 0, 0)
     page = post_view(row, my_vote=1)
     states = {**STATE_DEFAULTS, "deleted": False}
-    assert page == {**listing_item(row, 1), "body": "the body", "media_id": None, **states}
+    assert page == {
+        **listing_item(row, 1),
+        "body": "the body",
+        "media_id": None,
+        "media": None,
+        **states,
+    }
     assert set(page) - set(listing_item(row, 1)) == {*DETAIL_FIELDS, *states}
     # accepted (202) before any tally: the same fields, counted zero
     assert post_view(p) == post_view(shard_row(p, 0, 0, 0))
