@@ -45,7 +45,7 @@ def test_png_text_and_gif_comments_are_dropped():
     _r, anim = strip(animated_gif())
     for clean in (png, gif, anim):
         assert b"Secret Street" not in clean and b"secret comment" not in clean
-    assert Image.open(io.BytesIO(anim)).n_frames == 3
+    assert getattr(Image.open(io.BytesIO(anim)), "n_frames", 1) == 3
 
 
 def test_a_polyglot_loses_what_trails_the_image():
@@ -97,7 +97,7 @@ def test_thumbnails_are_lanczos_jpegs_at_q85():
     thumb = Image.open(io.BytesIO(data))
     assert (thumb.format, thumb.size, (width, height)) == ("JPEG", (320, 240), (320, 240))
     # q85's luminance table: its first quantiser is 5 (q75 would give 8, q95 2)
-    assert thumb.quantization[0][0] == 5
+    assert thumb.quantization[0][0] == 5  # type: ignore[attr-defined]
     expected = (
         Image.open(io.BytesIO(photo(2000, 1500, "PNG")))
         .convert("RGB")
