@@ -22,6 +22,7 @@ class Operation:
     errors: tuple[int, ...] = ()
     query: tuple[str, ...] = ()
     idempotent: bool = False  # takes an Idempotency-Key header
+    upload: bool = False  # a multipart/form-data body with a `file` part
 
 
 PAGED = ("limit", "cursor")
@@ -208,6 +209,23 @@ OPERATIONS: tuple[Operation, ...] = (
         errors=(400, 401),
     ),
     Operation("get", "/api/v1/users/{username}", "A user's profile and karma", errors=(404,)),
+    Operation(
+        "post",
+        "/api/v1/media",
+        "Upload an image (JPEG, PNG, GIF, WebP judged from its bytes; metadata stripped);"
+        " 202 pending, the thumbnail follows",
+        status=202,
+        auth=True,
+        errors=(400, 401, 413, 415),
+        upload=True,
+    ),
+    Operation(
+        "get",
+        "/api/v1/media/{media_id}",
+        "The signed-in user's upload: status, URLs, dimensions",
+        auth=True,
+        errors=(401, 404),
+    ),
     Operation(
         "get",
         "/api/v1/users/{username}/comments",
@@ -448,6 +466,19 @@ def _operation(op: Operation) -> dict[str, Any]:
             "required": True,
             "content": {
                 "application/json": {"schema": {"$ref": f"#/components/schemas/{op.body.__name__}"}}
+            },
+        }
+    if op.upload:
+        doc["requestBody"] = {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                    }
+                }
             },
         }
     if op.auth:
