@@ -41,7 +41,11 @@ class AccountGate:
 
     async def admit(self, principal: Principal, creates_content: bool) -> None:
         found = await self.state(principal.user_id)
-        if found is None or found.deleted or found.token_epoch != principal.epoch:
+        # Accounts are never removed, only emptied (deleted_at); a signed token naming
+        # no account at all was minted outside sign-in (load generators) and has
+        # nothing to revoke, so only the verification rule applies to it.
+        if found is not None and (found.deleted or found.token_epoch != principal.epoch):
             raise Unauthorized("token revoked", {"token": "revoked"})
-        if creates_content and self.require_verified_email and not found.email_verified:
+        verified = found is not None and found.email_verified
+        if creates_content and self.require_verified_email and not verified:
             raise EmailNotVerified("verify your email address first", {"email_verified": False})
