@@ -9,11 +9,11 @@ from typing import Any
 from api.commands import CreatePost, EditPost
 from api.security import Principal
 from api.services.access import Access
+from api.services.media import MediaService
 from domain.access import check_contribute
 from domain.errors import Forbidden, NotFound, ValidationFailed
 from domain.ids import community_of_post, new_post_id
 from domain.masks import show_post
-from api.services.media import MediaService
 from schemas.envelope import new_event
 from schemas.events import PostCreated, PostDeleted, PostEdited
 from stores import moderation, shadow
