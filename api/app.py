@@ -10,7 +10,7 @@ import time
 
 from sanic import HTTPResponse, Request, Sanic
 
-from api import errors, openapi
+from api import errors, limits, openapi
 from api.bootstrap import bootstrap
 from api.http import check_parameters, json, optional_principal, platform
 from api.mailer import run_sender
@@ -79,7 +79,9 @@ def create_app(name: str = "agora") -> Sanic:
 
     @app.before_server_start
     async def start(app: Sanic) -> None:
-        app.ctx.platform = await bootstrap(get_settings())
+        settings = get_settings()
+        limits.configure_proxy(app, settings)
+        app.ctx.platform = await bootstrap(settings)
         app.ctx.mail_stop = asyncio.Event()
         wired = app.ctx.platform
         app.add_task(run_sender(wired.mail, wired.smtp, app.ctx.mail_stop), name="mailer")
@@ -135,4 +137,5 @@ def create_app(name: str = "agora") -> Sanic:
             response.headers["traceresponse"] = answer
         tracing.end_request(trace_handle, response.status)
 
+    limits.install(app)  # after `started`: parameters are checked first
     return app

@@ -38,6 +38,7 @@ from stores.pg import ShardRouter, create_pool
 from stores.pii import EmailVault
 from stores.posts import PostStore, RankedPostStore
 from stores.rankings import RankedListings
+from stores.rate_limits import RateLimiter
 from stores.redis_store import LiveVotes, async_client
 from stores.refresh_tokens import RefreshTokenStore
 from stores.saved_posts import SavedPosts
@@ -71,6 +72,7 @@ class Platform:
     accounts: AccountService
     gate: AccountGate
     media: MediaService
+    limiter: RateLimiter
 
     async def close(self) -> None:
         await asyncio.to_thread(self.objects.close)
@@ -107,6 +109,7 @@ async def bootstrap(settings: Settings) -> Platform:
     )
     access = Access(communities)
     posts = PostService(access, post_store, publisher, live, SavedPosts(identity_pool), media)
+    limiter = RateLimiter(redis)
     return Platform(
         settings=settings,
         identity_pool=identity_pool,
@@ -115,7 +118,13 @@ async def bootstrap(settings: Settings) -> Platform:
         publisher=publisher,
         tokens=tokens,
         auth=AuthService(
-            users, RefreshTokenStore(identity_pool), tokens, settings.refresh_ttl_seconds, accounts
+            users,
+            RefreshTokenStore(identity_pool),
+            tokens,
+            settings.refresh_ttl_seconds,
+            accounts,
+            limiter,
+            settings.rate_limits,
         ),
         communities=CommunityService(communities, users, access),
         posts=posts,
@@ -136,4 +145,5 @@ async def bootstrap(settings: Settings) -> Platform:
         accounts=accounts,
         gate=gate,
         media=media,
+        limiter=limiter,
     )

@@ -11,7 +11,7 @@ from sanic import HTTPResponse, Request, Sanic
 from sanic.exceptions import SanicException
 
 from api.http import json
-from domain.errors import DomainError
+from domain.errors import DomainError, RateLimited
 from stores import cql
 
 log = logging.getLogger("api.errors")
@@ -35,7 +35,9 @@ def install(app: Sanic) -> None:
     @app.exception(DomainError)
     async def domain_error(_request: Request, exc: DomainError) -> HTTPResponse:
         retry_after = exc.retry_after or (1 if exc.status in (429, 503) else None)
-        headers = {"Retry-After": str(retry_after)} if retry_after else None
+        headers = {"Retry-After": str(retry_after)} if retry_after else {}
+        if isinstance(exc, RateLimited):
+            headers.update(exc.verdict.headers())
         return json(error_body(exc.code, exc.message, exc.details), exc.status, headers)
 
     @app.exception(SanicException)

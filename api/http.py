@@ -108,13 +108,18 @@ def principal(request: Request) -> Principal:
 
 
 def optional_principal(request: Request) -> Principal | None:
+    known: Principal | None = getattr(request.ctx, "principal", None)
+    if known is not None:
+        return known  # already verified for this request (by the rate limiter)
     header = request.headers.get("authorization")
     if not header:
         return None
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("bearer token required", {"authorization": "malformed"})
-    return platform(request).tokens.verify(token.strip())
+    found = platform(request).tokens.verify(token.strip())
+    request.ctx.principal = found
+    return found
 
 
 def page_params(request: Request) -> tuple[int, str | None]:

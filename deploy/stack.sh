@@ -117,6 +117,7 @@ SMTP_FROM=no-reply@agora.localhost
 MAILPIT_URL=http://127.0.0.1:$MAILPIT_HTTP_PORT
 EMAIL_ENCRYPTION_KEY=$(secret email_encryption_key 32)
 EMAIL_HASH_KEY=$(secret email_hash_key 32)
+AGORA_PROFILE=development
 EOF
   )
   chmod 600 "$tmp"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from domain.rate_limits import Verdict
 
 
 class DomainError(Exception):
@@ -63,3 +66,26 @@ class IdempotencyKeyInUse(Conflict):
 class IdempotencyKeyReused(DomainError):
     status = 422
     code = "idempotency_key_reused"
+
+
+class RateLimited(DomainError):
+    """429: a rate limit refused the request; its verdict names the limit and the wait."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, verdict: Verdict) -> None:
+        limit = verdict.limit.name if verdict.limit is not None else "rate"
+        super().__init__(
+            f"too many requests ({limit} limit); retry later",
+            {"limit": limit, "retry_after": max(1, verdict.retry_after)},
+        )
+        self.verdict = verdict
+        self.retry_after = max(1, verdict.retry_after)
+
+
+class RejectedBySpamCheck(DomainError):
+    """422: content failed a pre-publish check; `details.reason` says which."""
+
+    status = 422
+    code = "rejected_by_spam_check"

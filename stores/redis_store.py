@@ -10,11 +10,15 @@ user's pushes (notifications and unread counts) to whichever WebSocket server ho
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
 import redis.asyncio as aioredis
+
+from domain.rate_limits import Charge, Verdict
+from stores import rate_limits
 
 LUA = Path(__file__).parent / "lua"
 
@@ -122,13 +126,16 @@ def clear_target_markers(client: redis.Redis) -> None:
 
 @dataclass(frozen=True)
 class VoteOutcome:
-    status: int  # 1 changed, 2 re-asserted (last change unsettled), 0 unchanged, -1 unknown
+    # 1 changed, 2 re-asserted (last change unsettled), 0 unchanged, -1 unknown target,
+    # -2 refused by a rate limit (nothing changed)
+    status: int
     previous: int
     version: int
     upvotes: int
     downvotes: int
     community_id: str
     author_id: str
+    limit: Verdict = field(default_factory=lambda: Verdict(True))
 
     @property
     def score(self) -> int:
@@ -140,16 +147,23 @@ class LiveVotes:
 
     def __init__(self, client: aioredis.Redis) -> None:
         self.client = client
-        self._cast = client.register_script(script_source("cast_vote"))
+        # The vote takes the user's rate-limit buckets in its own call (no extra trip).
+        self._cast = client.register_script(
+            rate_limits.bucket_chunk() + "\n" + script_source("cast_vote")
+        )
         self._revert = client.register_script(script_source("revert_vote"))
         self._settle = client.register_script(script_source("settle_vote"))
 
-    async def cast(self, target_id: str, user_id: str, direction: int) -> VoteOutcome:
+    async def cast(
+        self, target_id: str, user_id: str, direction: int, charges: Sequence[Charge] = ()
+    ) -> VoteOutcome:
+        """Take the request's rate-limit buckets and record the vote, in one Lua call."""
+        keys = [target_key(target_id), voters_key(target_id), unsettled_key(target_id)]
         raw = await self._cast(
-            keys=[target_key(target_id), voters_key(target_id), unsettled_key(target_id)],
-            args=[user_id, direction],
+            keys=keys + rate_limits.charge_keys(charges),
+            args=[user_id, direction, len(charges), *rate_limits.charge_args(charges)],
         )
-        status, prev, version, up, down, community, author = raw
+        status, prev, version, up, down, community, author = raw[:7]
         return VoteOutcome(
             int(status),
             int(prev),
@@ -158,6 +172,7 @@ class LiveVotes:
             int(down),
             _text(community),
             _text(author),
+            rate_limits.verdict_of(charges, raw[7:]),
         )
 
     async def revert(self, target_id: str, user_id: str, previous: int, version: int) -> bool:

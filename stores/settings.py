@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from domain.rate_limits import DEFAULTS, RateLimitConfig
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -76,6 +78,17 @@ class Settings:
     media_max_bytes: int = 20 * 1024 * 1024
     media_max_pixels: int = 50_000_000
     media_concurrency: int = 2
+    # `production` (the defaults of API.md) or `development` (what the local stack
+    # writes into stack.env: loopback clients skip the per-address limits, no
+    # account-age limits); see the README's "Abuse defence".
+    profile: str = "production"
+    rate_limits: RateLimitConfig = field(default_factory=RateLimitConfig)
+    ip_hash_secret: str = field(default="", repr=False)
+    trusted_proxy_header: str = ""  # e.g. X-Forwarded-For; empty: the peer address
+    trusted_proxy_count: int = 1  # proxies in front of the API that append to it
+    post_min_account_age_seconds: int = 24 * 3600
+    comment_min_account_age_seconds: int = 3600
+    duplicate_window_seconds: int = 24 * 3600
 
     def dsn(self, database: str) -> str:
         return (
@@ -101,6 +114,24 @@ def get_settings() -> Settings:
             )
         return value
 
+    profile = get("AGORA_PROFILE", "production")
+    if profile not in ("production", "development"):
+        raise RuntimeError(f"AGORA_PROFILE must be production or development, not {profile!r}")
+    development = profile == "development"
+    limits = RateLimitConfig(
+        enabled=get("RATE_LIMITS_ENABLED", "1").lower() not in ("0", "false", "off", "no"),
+        exempt_loopback=development,
+    ).with_limits(
+        {
+            name: value
+            for name in DEFAULTS
+            if (
+                value := os.environ.get(f"RATE_LIMIT_{name.upper()}")
+                or file_values.get(f"RATE_LIMIT_{name.upper()}")
+            )
+        }
+    )
+    age_default = "0" if development else None
     return Settings(
         pg_host=get("PG_HOST", "127.0.0.1"),
         pg_port=int(get("PG_PORT", "55432")),
@@ -134,6 +165,18 @@ def get_settings() -> Settings:
         media_max_bytes=int(get("MEDIA_MAX_BYTES", str(20 * 1024 * 1024))),
         media_max_pixels=int(get("MEDIA_MAX_PIXELS", "50000000")),
         media_concurrency=int(get("MEDIA_CONCURRENCY", "2")),
+        profile=profile,
+        rate_limits=limits,
+        ip_hash_secret=get("IP_HASH_SECRET", ""),
+        trusted_proxy_header=get("TRUSTED_PROXY_HEADER", ""),
+        trusted_proxy_count=int(get("TRUSTED_PROXY_COUNT", "1")),
+        post_min_account_age_seconds=int(
+            get("POST_MIN_ACCOUNT_AGE_SECONDS", age_default or str(24 * 3600))
+        ),
+        comment_min_account_age_seconds=int(
+            get("COMMENT_MIN_ACCOUNT_AGE_SECONDS", age_default or "3600")
+        ),
+        duplicate_window_seconds=int(get("DUPLICATE_WINDOW_SECONDS", str(24 * 3600))),
     )
 
 

@@ -4,6 +4,7 @@ from sanic import Blueprint, HTTPResponse, Request, empty
 
 from api import commands
 from api.http import json, parse, platform
+from api.limits import client_of
 
 bp = Blueprint("auth", url_prefix="/api/v1/auth")
 
@@ -17,7 +18,8 @@ async def register(request: Request) -> HTTPResponse:
 @bp.post("/login")
 async def login(request: Request) -> HTTPResponse:
     cmd = parse(request, commands.Login)
-    return json(await platform(request).auth.login(cmd))
+    client = client_of(request)
+    return json(await platform(request).auth.login(cmd, client.address_hash, client.loopback))
 
 
 @bp.post("/refresh")

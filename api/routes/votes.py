@@ -4,6 +4,7 @@ from sanic import Blueprint, HTTPResponse, Request
 
 from api import commands
 from api.http import json, parse, platform, principal
+from api.limits import pending_charges, record
 
 bp = Blueprint("votes", url_prefix="/api/v1")
 
@@ -12,4 +13,6 @@ bp = Blueprint("votes", url_prefix="/api/v1")
 async def cast(request: Request) -> HTTPResponse:
     user = principal(request)
     cmd = parse(request, commands.CastVote)
-    return json(await platform(request).votes.cast(user, cmd))
+    body, verdict = await platform(request).votes.cast_limited(user, cmd, pending_charges(request))
+    record(request, verdict)
+    return json(body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,10 +17,12 @@ from api.security import (
     verify_password,
 )
 from api.services.accounts import AccountService
-from domain.errors import Unauthorized
+from domain.errors import RateLimited, Unauthorized
 from domain.ids import new_id
+from domain.rate_limits import RateLimitConfig, login_failure_charges
 from schemas.envelope import new_event
 from schemas.events import UserRegistered
+from stores.rate_limits import RateLimiter
 from stores.refresh_tokens import RefreshTokenStore
 from stores.users import UserRow, UserStore
 
@@ -32,12 +35,16 @@ class AuthService:
         tokens: TokenService,
         refresh_ttl: int,
         accounts: AccountService,
+        limiter: RateLimiter | None = None,
+        limits: RateLimitConfig | None = None,
     ) -> None:
         self.accounts = accounts
         self.users = users
         self.refresh_tokens = refresh_tokens
         self.tokens = tokens
         self.refresh_ttl = refresh_ttl
+        self.limiter = limiter
+        self.limits = limits or RateLimitConfig(enabled=False)
 
     async def register(self, cmd: Register) -> dict[str, Any]:
         # Argon2id is deliberately slow: keep it off the event loop.
@@ -53,13 +60,26 @@ class AuthService:
         await self.accounts.send_verification(user.user_id, str(cmd.email))
         return {"user_id": user.user_id, "username": user.username}
 
-    async def login(self, cmd: Login) -> dict[str, Any]:
+    async def login(
+        self, cmd: Login, address_hash: str = "", loopback: bool = False
+    ) -> dict[str, Any]:
         user = await self.users.find_user_by_login(cmd.login)
+        # Failures are counted per account and per client address: a token is taken
+        # before the password is checked (an empty bucket answers 429 without checking
+        # it, so timing tells nothing) and given back when the password is right.
+        account = user.user_id if user else _unknown_account(cmd.login)
+        charges = login_failure_charges(self.limits, account, address_hash, loopback)
+        if self.limiter is not None and charges:
+            verdict = await self.limiter.take(charges)
+            if not verdict.allowed:
+                raise RateLimited(verdict)
         ok = await asyncio.to_thread(
             verify_password, user.password_hash if user else None, cmd.password
         )
         if not ok or user is None:
             raise Unauthorized("wrong login or password")
+        if self.limiter is not None and charges:
+            await self.limiter.refund(charges)
         return await self._issue(Principal(user.user_id, user.username, user.token_epoch), new_id())
 
     async def refresh(self, refresh_token: str) -> dict[str, Any]:
@@ -95,3 +115,9 @@ class AuthService:
 
     def _refresh_expiry(self) -> datetime:
         return datetime.now(UTC) + timedelta(seconds=self.refresh_ttl)
+
+
+def _unknown_account(login: str) -> str:
+    """The bucket subject for a login that names no account (hashed: it may be an
+    email address)."""
+    return "unknown-" + hashlib.sha256(login.strip().lower().encode()).hexdigest()[:32]

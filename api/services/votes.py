@@ -3,6 +3,7 @@ published (awaited). The votes dataflow, reading the log, owns the authoritative
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -10,9 +11,10 @@ from api.commands import CastVote
 from api.security import Principal
 from api.services.access import Access
 from domain.access import check_vote
-from domain.errors import Archived, NotFound, Unavailable
+from domain.errors import Archived, NotFound, RateLimited, Unavailable
 from domain.ids import community_of_post, post_of_comment
 from domain.lifecycle import is_archived
+from domain.rate_limits import Charge, Verdict
 from schemas.envelope import new_event
 from schemas.events import VoteCast
 from stores import shadow
@@ -30,6 +32,14 @@ class VoteService:
         self.archive_after = timedelta(days=archive_days)
 
     async def cast(self, principal: Principal, cmd: CastVote) -> dict[str, Any]:
+        body, _verdict = await self.cast_limited(principal, cmd, ())
+        return body
+
+    async def cast_limited(
+        self, principal: Principal, cmd: CastVote, charges: Sequence[Charge]
+    ) -> tuple[dict[str, Any], Verdict]:
+        """Cast the vote, taking the request's rate-limit buckets in the same Redis call
+        (429 when one is empty: nothing changes)."""
         target = cmd.target_id
         if cmd.target_type == "post":
             community_id = community_of_post(target)
@@ -46,11 +56,15 @@ class VoteService:
             raise Archived("voting is closed on archived content", {"target_id": target})
         # The Redis change, its event and the undo or mark of a failed publish run to
         # the end even if the client goes away mid-request.
-        return await run_to_completion(self._apply(principal, cmd))
+        return await run_to_completion(self._apply(principal, cmd, charges))
 
-    async def _apply(self, principal: Principal, cmd: CastVote) -> dict[str, Any]:
+    async def _apply(
+        self, principal: Principal, cmd: CastVote, charges: Sequence[Charge]
+    ) -> tuple[dict[str, Any], Verdict]:
         target = cmd.target_id
-        outcome = await self.live.cast(target, principal.user_id, cmd.direction)
+        outcome = await self.live.cast(target, principal.user_id, cmd.direction, charges)
+        if outcome.status == -2:
+            raise RateLimited(outcome.limit)
         if outcome.status < 0:
             raise NotFound(f"{cmd.target_type} not found", {"target_id": target})
         if outcome.status > 0:
@@ -88,4 +102,5 @@ class VoteService:
                 raise
             if outcome.status == 2:
                 await delivered()
-        return {"target_id": target, "direction": cmd.direction, "score": outcome.score}
+        body = {"target_id": target, "direction": cmd.direction, "score": outcome.score}
+        return body, outcome.limit

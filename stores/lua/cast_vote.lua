@@ -4,20 +4,29 @@
 -- KEYS[2] voters hash uv:{id} (user -> direction)
 -- KEYS[3] unsettled hash uvu:{id} (user -> version of a change of that user whose
 --         event may not be on the log: its publish timed out or could not be undone)
--- ARGV[1] user id, ARGV[2] direction (-1, 0, 1)
--- Returns {status, previous, version, up, down, community, author}; status 1 changed,
--- 2 re-asserted (same direction, but the user's last change is unsettled: it gets a new
--- version and event so the log surely holds it), 0 unchanged (idempotent repeat),
--- -1 unknown target.
+-- KEYS[4..] the user's rate-limit buckets for this request (stores/rate_limits.py)
+-- ARGV[1] user id, ARGV[2] direction (-1, 0, 1), ARGV[3] number of buckets, ARGV[4..]
+--         their (count, window, cost) triples
+-- The script runs after stores/lua/token_bucket.lua (prepended when it is loaded): the
+-- buckets are taken first, in this same call, and a refused request changes nothing.
+-- Returns {status, previous, version, up, down, community, author, allowed, bucket,
+-- remaining, reset, retry}; status 1 changed, 2 re-asserted (same direction, but the
+-- user's last change is unsettled: it gets a new version and event so the log surely
+-- holds it), 0 unchanged (idempotent repeat), -1 unknown target, -2 rate limited; the
+-- last five are take_buckets' answer.
 -- The version is max(previous version + 1, server time in microseconds): monotonic per
 -- target even if Redis loses its data, so the dataflow can order a user's changes.
 local target = KEYS[1]
 local voters = KEYS[2]
 local user = ARGV[1]
 local dir = tonumber(ARGV[2])
+local limit = take_buckets(KEYS, ARGV, 4, 4, tonumber(ARGV[3] or '0'))
+if limit[1] == 0 then
+  return {-2, 0, 0, 0, 0, '', '', limit[1], limit[2], limit[3], limit[4], limit[5]}
+end
 local meta = redis.call('HMGET', target, 'c', 'a', 'up', 'dn', 'v')
 if not meta[1] then
-  return {-1, 0, 0, 0, 0, '', ''}
+  return {-1, 0, 0, 0, 0, '', '', limit[1], limit[2], limit[3], limit[4], limit[5]}
 end
 local up = tonumber(meta[3] or '0')
 local dn = tonumber(meta[4] or '0')
@@ -26,7 +35,8 @@ local prev = tonumber(redis.call('HGET', voters, user) or '0')
 local status = 1
 if prev == dir then
   if redis.call('HEXISTS', KEYS[3], user) == 0 then
-    return {0, prev, v, up, dn, meta[1], meta[2]}
+    return {0, prev, v, up, dn, meta[1], meta[2], limit[1], limit[2], limit[3], limit[4],
+      limit[5]}
   end
   status = 2
 end
@@ -41,4 +51,5 @@ else
   redis.call('HSET', voters, user, dir)
 end
 redis.call('HSET', target, 'up', up, 'dn', dn, 'v', now)
-return {status, prev, now, up, dn, meta[1], meta[2]}
+return {status, prev, now, up, dn, meta[1], meta[2], limit[1], limit[2], limit[3], limit[4],
+  limit[5]}

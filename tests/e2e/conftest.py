@@ -17,6 +17,21 @@ from tests.processes import Process, start_api, start_dataflow, wait_for
 
 DATAFLOWS = ("content", "votes", "ranking", "karma", "mentions", "media")
 
+# The functional tests model many actions per user (one owner creates several
+# communities, one author posts dozens of times, voters vote in bursts): their API runs
+# the development profile with these per-user quotas raised. Every API a test starts
+# inherits them; tests/e2e/test_rate_limits.py starts one with the defaults.
+RAISED_LIMITS = {
+    "RATE_LIMIT_USER_WRITE": "100000/60",
+    "RATE_LIMIT_POST": "100000/3600",
+    "RATE_LIMIT_COMMENT": "100000/3600",
+    "RATE_LIMIT_VOTE": "100000/60",
+    "RATE_LIMIT_COMMUNITY": "100000/86400",
+    "RATE_LIMIT_REPORT": "100000/3600",
+    "RATE_LIMIT_UPLOAD": "100000/3600",
+    "RATE_LIMIT_LOGIN_FAILURE_ACCOUNT": "100000/900",
+}
+
 
 @pytest.fixture(scope="session")
 def log_dir() -> Path:
@@ -45,6 +60,7 @@ def trace_dir() -> Path:
 def platform(stack, log_dir, trace_dir) -> Iterator[Platform]:
     os.environ["TRACE_DIR"] = str(trace_dir)
     os.environ["OTEL_BSP_SCHEDULE_DELAY"] = "200"  # flush spans to the files quickly
+    os.environ.update(RAISED_LIMITS)
     flows = {name: start_dataflow(name, log_dir) for name in DATAFLOWS}
     relay = Process("relay", ["-m", "api.relay"], log_dir).start()
     api, base = start_api(log_dir)

@@ -1,0 +1,127 @@
+"""Rate limiting of requests: before a route runs, the request takes a token from each
+bucket that applies to it (its tier and its action quota, `domain.rate_limits`) in one
+Redis call, or gets 429 with Retry-After. Every limited response carries the IETF
+RateLimit-Policy / RateLimit headers of the tightest bucket.
+
+The vote route takes its buckets inside the vote's own Lua call (no extra round trip):
+here they are only computed (`pending_charges`). Login failures are counted by the
+auth service (`client_of`).
+
+The client address is used only to compute its salted daily hash; it is never stored
+or logged. Behind a proxy the header to trust is configuration (TRUSTED_PROXY_HEADER,
+off by default: the peer address counts)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from hashlib import sha256
+
+from sanic import HTTPResponse, Request, Sanic
+
+from api.http import optional_principal
+from domain.errors import RateLimited, Unauthorized
+from domain.rate_limits import (
+    ACTIONS,
+    INLINE_ACTIONS,
+    Charge,
+    Verdict,
+    hash_client_address,
+    is_loopback,
+    request_charges,
+)
+from stores.settings import Settings
+
+UNLIMITED_ROUTES = frozenset(
+    {"healthz", "readyz", "metrics", "api/v1/healthz", "api/v1/readyz", "api/v1/metrics"}
+)
+
+
+@dataclass(frozen=True)
+class Client:
+    address_hash: str
+    loopback: bool
+
+
+def ip_hash_secret(settings: Settings) -> str:
+    """IP_HASH_SECRET, or one derived from the JWT secret when it is not set."""
+    if settings.ip_hash_secret:
+        return settings.ip_hash_secret
+    return sha256(f"client-address-salt:{settings.jwt_secret}".encode()).hexdigest()
+
+
+def configure_proxy(app: Sanic, settings: Settings) -> None:
+    """Trust the configured proxy header for the client address (Sanic resolves it into
+    `request.remote_addr`); nothing is trusted by default."""
+    header = settings.trusted_proxy_header.strip().lower()
+    if not header:
+        return
+    if header == "x-forwarded-for":
+        app.config.FORWARDED_FOR_HEADER = header
+        app.config.PROXIES_COUNT = settings.trusted_proxy_count
+    else:
+        app.config.REAL_IP_HEADER = header
+
+
+def client_of(request: Request) -> Client:
+    cached: Client | None = getattr(request.ctx, "client", None)
+    if cached is not None:
+        return cached
+    settings: Settings = request.app.ctx.platform.settings
+    address = request.remote_addr or request.ip or ""
+    client = Client(
+        hash_client_address(address, ip_hash_secret(settings), datetime.now(UTC).date()),
+        is_loopback(address),
+    )
+    request.ctx.client = client
+    return client
+
+
+def pending_charges(request: Request) -> list[Charge]:
+    """The buckets a route takes itself, in its own Redis call (the vote)."""
+    charges: list[Charge] = getattr(request.ctx, "rate_charges", [])
+    return charges
+
+
+def record(request: Request, verdict: Verdict) -> None:
+    """The verdict whose headers the response carries."""
+    request.ctx.rate_limit = verdict
+
+
+def install(app: Sanic) -> None:
+    @app.on_request
+    async def rate_limit(request: Request) -> None:
+        platform = request.app.ctx.platform
+        config = platform.settings.rate_limits
+        route = request.route.path if request.route else None
+        if not config.enabled or route is None or route in UNLIMITED_ROUTES:
+            return
+        try:
+            user = optional_principal(request)
+        except Unauthorized:
+            user = None  # the route answers 401 itself if it needs a user
+        client = client_of(request)
+        charges = request_charges(
+            config,
+            request.method,
+            route,
+            user.user_id if user else None,
+            client.address_hash,
+            client.loopback,
+        )
+        if ACTIONS.get((request.method.upper(), route)) in INLINE_ACTIONS:
+            request.ctx.rate_charges = charges
+            return
+        if not charges:
+            return
+        verdict = await platform.limiter.take(charges)
+        record(request, verdict)
+        if not verdict.allowed:
+            raise RateLimited(verdict)
+
+    @app.on_response
+    async def rate_limit_headers(request: Request, response: HTTPResponse) -> None:
+        verdict: Verdict | None = getattr(request.ctx, "rate_limit", None)
+        if verdict is not None and "RateLimit" not in response.headers:
+            for name, value in verdict.headers().items():
+                response.headers[name] = value
