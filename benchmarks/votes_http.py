@@ -1,12 +1,19 @@
 """Votes through the HTTP API: throughput, API latency and freshness under load.
 
     python -m benchmarks.votes_http [--base URL] [--seconds 20] [--connections 64]
+    python -m benchmarks.votes_http --compare-limiter [--seconds 10] [--rounds 2]
 
 Needs the platform running (`bash deploy/up.sh`) and `wrk` (apt-get install wrk).
 wrk drives PUT /votes from many simulated users (minted tokens) over many posts;
 meanwhile a probe votes on posts nobody else touches and polls GET /posts/{id}
 until the authoritative tally (written by the votes dataflow) shows its vote:
 that interval is the freshness.
+
+`--compare-limiter` measures what the rate limiter costs the vote path: it starts two
+API processes of its own on the running stack (dataflows must run to materialise the
+seeded posts), one with the limiter on (limits of benchmarks/limits.env, high enough
+that no vote is refused) and one with RATE_LIMITS_ENABLED=0, and alternates wrk runs
+between them, so both see the same machine and the same Redis.
 """
 
 from __future__ import annotations
@@ -20,7 +27,14 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.common import mint_tokens, percentile, run_wrk, seed_posts, summary
+from benchmarks.common import (
+    mint_tokens,
+    percentile,
+    run_wrk,
+    seed_posts,
+    start_process,
+    summary,
+)
 from benchmarks.cpu import CpuMeter, cost_table, platform_total
 from stores.settings import get_settings
 
@@ -109,6 +123,66 @@ def rank_probe(
         direction = 0 if direction == 1 else 1
 
 
+def compare_limiter(args: argparse.Namespace) -> None:
+    settings = get_settings()
+    apis = {}
+    procs = []
+    for label, enabled, port in (("on", "1", args.port), ("off", "0", args.port + 1)):
+        base = f"http://127.0.0.1:{port}"
+        procs.append(
+            start_process(
+                ["-m", "api", "--port", str(port), "--workers", str(args.workers)],
+                f"{base}/readyz",
+                env={"RATE_LIMITS_ENABLED": enabled},
+            )
+        )
+        apis[label] = base
+    try:
+        seed = seed_posts(apis["on"], args.posts)
+        tokens = mint_tokens(settings, args.users)
+        rates: dict[str, list[float]] = {"on": [], "off": []}
+        refused: dict[str, int] = {"on": 0, "off": 0}
+        with tempfile.TemporaryDirectory() as tmp:
+            script = Path(tmp) / "votes.lua"
+            script.write_text(
+                LUA
+                % {
+                    "tokens": ",".join(f'"{t}"' for t in tokens),
+                    "targets": ",".join(f'"{p}"' for p in seed.post_ids),
+                }
+            )
+            for round_ in range(args.rounds):
+                order = ("on", "off") if round_ % 2 == 0 else ("off", "on")
+                for label in order:
+                    result = run_wrk(apis[label], str(script), args.seconds, args.connections)
+                    rates[label].append(result.requests_per_second)
+                    refused[label] += result.non_2xx
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(30)
+    on, off = (sum(rates[k]) / len(rates[k]) for k in ("on", "off"))
+    print(
+        f"votes via HTTP, limiter on vs off: {args.rounds} alternating rounds of "
+        f"{args.seconds}s each, {args.connections} connections, {args.workers} API workers, "
+        f"{args.users} users, {args.posts} posts"
+    )
+    print(f"  limiter on : {on:.0f} votes/s (rounds {[round(r) for r in rates['on']]})")
+    print(f"  limiter off: {off:.0f} votes/s (rounds {[round(r) for r in rates['off']]})")
+    print(f"  cost       : {(1 - on / off) * 100:.1f}% fewer votes/s with the limiter on")
+    print(
+        json.dumps(
+            {
+                "limiter_on_votes_per_second": round(on),
+                "limiter_off_votes_per_second": round(off),
+                "limiter_cost_percent": round((1 - on / off) * 100, 1),
+                "non_2xx_on": refused["on"],
+                "non_2xx_off": refused["off"],
+            }
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--base", default="http://127.0.0.1:8000")
@@ -116,7 +190,14 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--posts", type=int, default=200)
+    parser.add_argument("--compare-limiter", action="store_true")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--port", type=int, default=8130, help="first of two API ports")
+    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
+    if args.compare_limiter:
+        compare_limiter(args)
+        return
     settings = get_settings()
 
     seed = seed_posts(args.base, args.posts + 10)

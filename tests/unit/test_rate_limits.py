@@ -83,7 +83,10 @@ def test_development_profile_exempts_loopback_only_from_address_limits() -> None
     assert names(login_failure_charges(dev, "acct", "h", True)) == [
         ("login_failure_account", "acct")
     ]
-    assert request_charges(RateLimitConfig(enabled=False), "PUT", "api/v1/votes", "u", "h", 0) == []
+    assert (
+        request_charges(RateLimitConfig(enabled=False), "PUT", "api/v1/votes", "u", "h", False)
+        == []
+    )
 
 
 def test_address_hash_is_salted_and_rotates_daily() -> None:
