@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import timedelta
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -22,12 +23,15 @@ from api.services.media import MediaService
 from api.services.moderation import ModerationService
 from api.services.notifications import NotificationService
 from api.services.posts import PostService
+from api.services.prepublish import PrePublishChecks
 from api.services.users import UserService
 from api.services.votes import VoteService
+from domain.spam import Blocklist
 from stores import cql
 from stores.codes import OneTimeCodes
 from stores.comments import CommentStore
 from stores.communities import CommunityStore
+from stores.duplicates import RecentContent
 from stores.idempotency import IdempotencyKeys
 from stores.kafka import EventPublisher
 from stores.karma import KarmaStore
@@ -108,8 +112,16 @@ async def bootstrap(settings: Settings) -> Platform:
         MediaStore(identity_pool), objects, settings.media_max_pixels, settings.media_concurrency
     )
     access = Access(communities)
-    posts = PostService(access, post_store, publisher, live, SavedPosts(identity_pool), media)
     limiter = RateLimiter(redis)
+    checks = PrePublishChecks(
+        Blocklist.load(settings.blocklist_dir) if settings.blocklist_dir else Blocklist.load(),
+        RecentContent(redis, settings.duplicate_window_seconds),
+        timedelta(seconds=settings.post_min_account_age_seconds),
+        timedelta(seconds=settings.comment_min_account_age_seconds),
+    )
+    posts = PostService(
+        access, post_store, publisher, live, SavedPosts(identity_pool), media, checks
+    )
     return Platform(
         settings=settings,
         identity_pool=identity_pool,
@@ -133,7 +145,13 @@ async def bootstrap(settings: Settings) -> Platform:
         moderation=ModerationService(access, users, posts, comment_store),
         cql_cluster=cql_cluster,
         comments=CommentService(
-            access, posts.readable, comment_store, publisher, live, settings.vote_archive_days
+            access,
+            posts.readable,
+            comment_store,
+            publisher,
+            live,
+            settings.vote_archive_days,
+            checks,
         ),
         users=UserService(users, karma, comment_store, access, posts),
         notifications=NotificationService(identity_pool, redis),

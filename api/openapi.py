@@ -488,7 +488,28 @@ def _operation(op: Operation) -> dict[str, Any]:
             "description": "error",
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
         }
+    if not op.path.endswith(UNLIMITED):
+        doc["responses"]["429"] = {
+            "description": "rate limited (anonymous requests per hashed client address, "
+            "signed-in writes per user, per-action quotas)",
+            "headers": RATE_LIMIT_HEADERS,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
     return doc
+
+
+RATE_LIMIT_HEADERS = {
+    "Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"},
+    "RateLimit-Policy": {
+        "schema": {"type": "string"},
+        "description": 'the tightest limit that applied, e.g. `"post";q=5;w=3600`',
+    },
+    "RateLimit": {
+        "schema": {"type": "string"},
+        "description": 'what is left of it, e.g. `"post";r=0;t=3600` (remaining, reset s)',
+    },
+}
+UNLIMITED = ("/healthz", "/readyz", "/metrics")
 
 
 def _path_params(path: str) -> list[str]:

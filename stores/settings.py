@@ -89,6 +89,7 @@ class Settings:
     post_min_account_age_seconds: int = 24 * 3600
     comment_min_account_age_seconds: int = 3600
     duplicate_window_seconds: int = 24 * 3600
+    blocklist_dir: Path | None = None  # keywords.json and domains.json; default: bundled
 
     def dsn(self, database: str) -> str:
         return (
@@ -177,6 +178,7 @@ def get_settings() -> Settings:
             get("COMMENT_MIN_ACCOUNT_AGE_SECONDS", age_default or "3600")
         ),
         duplicate_window_seconds=int(get("DUPLICATE_WINDOW_SECONDS", str(24 * 3600))),
+        blocklist_dir=Path(d) if (d := get("BLOCKLIST_DIR", "")) else None,
     )
 
 

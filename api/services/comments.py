@@ -13,6 +13,7 @@ from typing import Any
 from api.commands import CreateComment, EditComment
 from api.security import Principal
 from api.services.access import Access
+from api.services.prepublish import PrePublishChecks
 from domain.access import Locked, check_contribute
 from domain.comments import DELETED, Comment, Thread, arrange, check_can_reply, child_path
 from domain.errors import Archived, Forbidden, NotFound, ValidationFailed
@@ -85,7 +86,9 @@ class CommentService:
         publisher: EventPublisher,
         live: LiveVotes,
         archive_days: int,
+        checks: PrePublishChecks | None = None,
     ) -> None:
+        self.checks = checks
         self.access = access
         self.readable_post = readable_post
         self.comments = comments
@@ -125,6 +128,20 @@ class CommentService:
             ):
                 raise NotFound("comment not found", {"parent_id": cmd.parent_id})
         check_can_reply(parent_path)
+        if self.checks is None:
+            return await self._create(principal, post_id, post, cmd, parent_path, notify)
+        async with self.checks.publishing(principal, "comment", cmd.body):
+            return await self._create(principal, post_id, post, cmd, parent_path, notify)
+
+    async def _create(
+        self,
+        principal: Principal,
+        post_id: str,
+        post: dict[str, Any],
+        cmd: CreateComment,
+        parent_path: str,
+        notify: str | None,
+    ) -> dict[str, Any]:
         path = child_path(parent_path, await self.comments.allocate_slot(post_id, parent_path))
         now = datetime.now(UTC)
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # CQL keeps milliseconds

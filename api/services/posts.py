@@ -10,6 +10,7 @@ from api.commands import CreatePost, EditPost
 from api.security import Principal
 from api.services.access import Access
 from api.services.media import MediaService
+from api.services.prepublish import PrePublishChecks
 from domain.access import check_contribute
 from domain.errors import Forbidden, NotFound, ValidationFailed
 from domain.ids import community_of_post, new_post_id
@@ -35,6 +36,7 @@ class PostService:
         live: LiveVotes,
         saved: SavedPosts,
         media: MediaService,
+        checks: PrePublishChecks | None = None,
     ) -> None:
         self.media = media
         self.access = access
@@ -42,6 +44,7 @@ class PostService:
         self.publisher = publisher
         self.live = live
         self.saved = saved
+        self.checks = checks
 
     async def create(self, principal: Principal, community_name: str, cmd: CreatePost) -> dict:
         community = await self.access.community_named(community_name)
@@ -67,12 +70,19 @@ class PostService:
             thumbnail_key=thumbnail_key,
         )
         view = post_view(payload)
+        if self.checks is None:
+            await self._publish(payload, view)
+        else:
+            async with self.checks.publishing(principal, "post", cmd.title, cmd.body, cmd.url):
+                await self._publish(payload, view)
+        return view
+
+    async def _publish(self, payload: PostCreated, view: dict[str, Any]) -> None:
         try:
-            await self.publisher.publish(new_event(payload, key=community.community_id))
+            await self.publisher.publish(new_event(payload, key=payload.community_id))
         except DeliveryPending as pending:
             pending.answer = view
             raise
-        return view
 
     async def readable(self, post_id: str, principal: Principal | None) -> dict[str, Any]:
         """The post's row if the reader may see it (its community's visibility, a

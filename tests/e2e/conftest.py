@@ -116,7 +116,8 @@ class Client:
     def post(self, author: User, community: str, title: str = "hello") -> str:
         r = self.http.post(
             f"/communities/{community}/posts",
-            json={"title": title, "kind": "text", "body": "body"},
+            # the same author may not post the same content twice within 24 h
+            json={"title": title, "kind": "text", "body": f"body {new_id()}"},
             headers=author.headers,
         )
         assert r.status_code == 202, r.text

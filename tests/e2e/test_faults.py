@@ -92,7 +92,7 @@ def test_one_shard_down_the_other_keeps_working(client, platform, settings, shar
     for name in (up_name, down_name):
         r = client.http.post(
             f"/communities/{name}/posts",
-            json={"title": "during the outage", "kind": "text", "body": "b"},
+            json={"title": "during the outage", "kind": "text", "body": f"b {name}"},
             headers=owner.headers,
         )
         assert r.status_code == 202, r.text

@@ -296,7 +296,7 @@ class Stream:
         name = rng.choice(list(self.world.communities))
         r = self.client.http.post(
             f"/communities/{name}/posts",
-            json={"title": "live", "kind": "text", "body": "b"},
+            json={"title": "live", "kind": "text", "body": f"b {rng.random()}"},
             headers=self.world.author.headers,
         )
         if r.status_code != 202:
