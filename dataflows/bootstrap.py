@@ -14,11 +14,11 @@ from datetime import timedelta
 
 from bytewax.dataflow import Dataflow
 
-from dataflows import content, karma, media, mentions, ranking, votes
+from dataflows import content, karma, media, mentions, ranking, spam, votes
 from dataflows.accounts import DeletedAccounts
 from dataflows.sinks import ShardConnections
 from dataflows.wiring import Wiring
-from schemas.topics import SCORES
+from schemas.topics import MODERATION, SCORES, VOTES
 from stores import cql
 from stores.objects import ObjectStore
 from stores.redis_store import sync_client
@@ -116,6 +116,18 @@ def media_flow(w: Wiring) -> Dataflow:
     return media.build_flow(w.source(media.TOPICS), sinks, w.dead_letters())
 
 
+def spam_flow(w: Wiring) -> Dataflow:
+    s = w.settings
+    sinks = spam.Sinks(
+        flags=w.store("flags_out", lambda: spam.FlagWriter(s)),
+        trust=w.store("trust_out", lambda: spam.TrustWriter(s, sync_client(s.redis_url))),
+        exclusions=w.topic("exclusions_out", VOTES.name),
+        sanctions=w.topic("sanctions_out", MODERATION.name),
+    )
+    options = spam.Options(auto_shadow_ban=s.spam_auto_shadow_ban)
+    return spam.build_flow(w.source(spam.TOPICS), sinks, w.dead_letters(), options)
+
+
 def _archive_after(settings: Settings) -> timedelta:
     return timedelta(days=settings.vote_archive_days)
 
@@ -139,6 +151,7 @@ JOBS: dict[str, Job] = {
     "karma": Job(karma_flow, karma.wipe, tuple(karma.TOPICS)),
     "mentions": Job(mentions_flow, mentions.wipe, tuple(mentions.TOPICS), backfillable=True),
     "media": Job(media_flow, media.wipe, tuple(media.TOPICS), backfillable=True),
+    "spam": Job(spam_flow, spam.wipe, tuple(spam.TOPICS)),
 }
 
 

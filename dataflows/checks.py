@@ -30,6 +30,7 @@ from schemas.events import (
     ReportFiled,
     ScoreChanged,
     VoteCast,
+    VoteExcluded,
 )
 
 
@@ -54,7 +55,7 @@ def check_ids(payload: Payload) -> None:
         if isinstance(payload, ContentModerated) and payload.target_type == "post":
             if payload.post_id != payload.target_id:
                 raise InconsistentIds("a moderated post's post_id must be its target_id")
-    elif isinstance(payload, VoteCast | ScoreChanged):
+    elif isinstance(payload, VoteCast | ScoreChanged | VoteExcluded):
         if payload.target_type == "post":
             _post_in(payload.target_id, payload.community_id)
         else:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaSinkMessage
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 from cassandra.cluster import Cluster, Session
@@ -36,7 +36,7 @@ from domain.lifecycle import evictable_at
 from domain.votes import Tally
 from observability import tracing
 from schemas.envelope import encode, new_event
-from schemas.events import DeadLetter, ScoreChanged, VoteCast
+from schemas.events import DeadLetter, ScoreChanged, VoteCast, VoteExcluded
 from schemas.topics import VOTES
 from stores import cql
 from stores.comments import SCORE_TABLES, CommentWriter
@@ -65,11 +65,18 @@ class TallyOut:
         return self.upvotes - self.downvotes
 
 
-def vote_cast(event: Event) -> VoteCast | None:
-    return event.payload if isinstance(event.payload, VoteCast) else None
+def vote_cast(event: Event) -> VoteCast | VoteExcluded | None:
+    """Votes, and the exclusions of ring members' votes that the spam dataflow puts on
+    the same topic (same key, so both apply in log order)."""
+    payload = event.payload
+    if isinstance(payload, VoteCast):
+        return payload
+    if isinstance(payload, VoteExcluded):
+        return payload
+    return None
 
 
-def by_target(vote: Traced[VoteCast]) -> str:
+def by_target(vote: Traced[VoteCast | VoteExcluded]) -> str:
     return vote.value.target_id
 
 
@@ -91,14 +98,17 @@ class TallyFold:
         self.archive_after = archive_after
         self.changed = False
 
-    def apply(self, vote: VoteCast) -> None:
+    def apply(self, vote: VoteCast | VoteExcluded) -> None:
         if self.state is None:
             self.state = TargetState(vote.target_id, Tally())
         state = self.state
         state.target_type = vote.target_type
         state.community_id = vote.community_id
         state.author_id = vote.author_id
-        self.changed |= state.tally.apply(vote.user_id, vote.direction, vote.version)
+        if isinstance(vote, VoteExcluded):
+            self.changed |= state.tally.exclude(vote.user_id)
+        else:
+            self.changed |= state.tally.apply(vote.user_id, vote.direction, vote.version)
         state.touched = datetime.now(UTC)
 
     def emit(self) -> Iterable[TallyOut]:
@@ -127,6 +137,7 @@ class TallyFold:
             s.tally.seq,
             s.tally.max_version,
             dict(s.tally.voters),
+            set(s.tally.excluded),
         )
         return TargetState(
             s.target_id, tally, s.target_type, s.community_id, s.author_id, s.touched
@@ -247,8 +258,10 @@ def build_flow(
 ) -> Dataflow:
     flow = Dataflow(NAME)
     guard = Guard(NAME)
-    votes = guard.map("vote_cast", events(guard, flow, source), vote_cast)
-    tallies = guard.stateful(
+    votes: Stream[Traced[VoteCast | VoteExcluded]] = guard.map(
+        "vote_cast", events(guard, flow, source), vote_cast
+    )
+    tallies: Stream[Traced[TallyOut]] = guard.stateful(
         "tally",
         op.key_on("by_target", votes, by_target),
         lambda resume: TallyFold(resume, archive_after),

@@ -95,7 +95,9 @@ def platform_programs(
             priority=10 + i,
             stopwaitsecs=dataflow_stop,
         )
-        for i, name in enumerate(("content", "votes", "ranking", "karma", "mentions", "media"))
+        for i, name in enumerate(
+            ("content", "votes", "ranking", "karma", "mentions", "media", "spam")
+        )
     ]
     programs += [
         Program("relay", [python, "-m", "api.relay"], priority=30),

@@ -34,6 +34,8 @@ class Tally:
     `voters` maps user id -> version * 4 + (direction + 1): one int per voter keeps
     the state small (it is pickled into every recovery snapshot that touches it).
     `seq` counts applied changes: a strictly increasing version for idempotent sinks.
+    `excluded` holds voters found in a vote ring: their direction is kept but not
+    counted (an exclusion is one more change, so it advances `seq`).
     """
 
     upvotes: int = 0
@@ -41,6 +43,7 @@ class Tally:
     seq: int = 0
     max_version: int = 0
     voters: dict[str, int] = field(default_factory=dict)
+    excluded: set[str] = field(default_factory=set)
 
     @property
     def score(self) -> int:
@@ -57,13 +60,25 @@ class Tally:
             if version <= held_version:
                 return False
             previous = held_dir - 1
-        d_up, d_down = transition_delta(previous, direction)
-        self.upvotes += d_up
-        self.downvotes += d_down
+        if user_id not in self.excluded:
+            d_up, d_down = transition_delta(previous, direction)
+            self.upvotes += d_up
+            self.downvotes += d_down
         # Interned: one string per user however many targets they vote on.
         self.voters[sys.intern(user_id)] = version * 4 + direction + 1
         self.seq += 1
         self.max_version = max(self.max_version, version)
+        return True
+
+    def exclude(self, user_id: str) -> bool:
+        """Stop counting the user's vote here, now and later; False if already so."""
+        if user_id in self.excluded:
+            return False
+        d_up, d_down = transition_delta(self.direction_of(user_id), 0)
+        self.upvotes += d_up
+        self.downvotes += d_down
+        self.excluded.add(sys.intern(user_id))
+        self.seq += 1
         return True
 
     def direction_of(self, user_id: str) -> int:

@@ -234,6 +234,21 @@ class VoteCast(Payload):
     version: int = Field(gt=0, le=INT64)
 
 
+class VoteExcluded(Payload):
+    """The spam dataflow found `user_id` in a vote ring: their vote on this target stops
+    counting (now and whatever they vote here later). On the votes topic, keyed by
+    target like the votes themselves, so the votes dataflow applies it in log order and
+    a replay gives the same tallies."""
+
+    user_id: Id
+    target_id: Id
+    target_type: Literal["post", "comment"]
+    community_id: Id
+    author_id: Id
+    ring_id: Id
+    at: datetime
+
+
 class ScoreChanged(Payload):
     """A target's authoritative tally; `seq` strictly increases per target."""
 
@@ -312,6 +327,7 @@ EVENT_TYPES: dict[tuple[str, int], tuple[type[Payload], topics.Topic]] = {
     ("comment.edited", 1): (CommentEdited, topics.COMMENTS),
     ("comment.deleted", 1): (CommentDeleted, topics.COMMENTS),
     ("vote.cast", 1): (VoteCast, topics.VOTES),
+    ("vote.excluded", 1): (VoteExcluded, topics.VOTES),
     ("score.changed", 1): (ScoreChanged, topics.SCORES),
     ("media.uploaded", 1): (MediaUploaded, topics.MEDIA),
     ("dead_letter.recorded", 1): (DeadLetter, topics.DEAD_LETTER),

@@ -48,3 +48,14 @@ class KarmaStore:
             "SELECT post_karma, comment_karma FROM karma WHERE user_id = $1", user_id
         )
         return (row["post_karma"], row["comment_karma"]) if row else (0, 0)
+
+
+def cached_karma(client: redis.Redis, user_ids: list[str]) -> dict[str, int]:
+    """Total karma of each user as the cache holds it now (0 when absent)."""
+    pipe = client.pipeline(transaction=False)
+    for user_id in user_ids:
+        pipe.hmget(karma_key(user_id), ["p", "c"])
+    return {
+        user_id: int(p or 0) + int(c or 0)
+        for user_id, (p, c) in zip(user_ids, pipe.execute(), strict=True)
+    }

@@ -89,6 +89,7 @@ class Settings:
     post_min_account_age_seconds: int = 24 * 3600
     comment_min_account_age_seconds: int = 3600
     duplicate_window_seconds: int = 24 * 3600
+    spam_auto_shadow_ban: bool = True  # the spam dataflow shadow-bans low-trust accounts
     blocklist_dir: Path | None = None  # keywords.json and domains.json; default: bundled
 
     def dsn(self, database: str) -> str:
@@ -178,6 +179,7 @@ def get_settings() -> Settings:
             get("COMMENT_MIN_ACCOUNT_AGE_SECONDS", age_default or "3600")
         ),
         duplicate_window_seconds=int(get("DUPLICATE_WINDOW_SECONDS", str(24 * 3600))),
+        spam_auto_shadow_ban=get("SPAM_AUTO_SHADOW_BAN", "1").lower() not in ("0", "false", "off"),
         blocklist_dir=Path(d) if (d := get("BLOCKLIST_DIR", "")) else None,
     )
 

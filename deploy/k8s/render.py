@@ -26,7 +26,15 @@ NAMESPACE = "agora"
 IMAGE = "agora:latest"
 BYTEWAX_PORT = 2101
 # dataflow -> processes in its Bytewax cluster (scale with the topic's partitions)
-DATAFLOWS = {"content": 2, "votes": 3, "ranking": 2, "karma": 2, "mentions": 1, "media": 1}
+DATAFLOWS = {
+    "content": 2,
+    "votes": 3,
+    "ranking": 2,
+    "karma": 2,
+    "mentions": 1,
+    "media": 1,
+    "spam": 2,
+}
 Manifest = dict[str, Any]
 
 

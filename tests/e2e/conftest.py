@@ -15,7 +15,7 @@ import pytest
 from domain.ids import new_id
 from tests.processes import Process, start_api, start_dataflow, wait_for
 
-DATAFLOWS = ("content", "votes", "ranking", "karma", "mentions", "media")
+DATAFLOWS = ("content", "votes", "ranking", "karma", "mentions", "media", "spam")
 
 # The functional tests model many actions per user (one owner creates several
 # communities, one author posts dozens of times, voters vote in bursts): their API runs
@@ -30,6 +30,9 @@ RAISED_LIMITS = {
     "RATE_LIMIT_REPORT": "100000/3600",
     "RATE_LIMIT_UPLOAD": "100000/3600",
     "RATE_LIMIT_LOGIN_FAILURE_ACCOUNT": "100000/900",
+    # authors here post in bursts on purpose: the spam dataflow flags them but does not
+    # shadow-ban (tests/e2e/test_spam_flow.py checks automatic shadow-bans itself)
+    "SPAM_AUTO_SHADOW_BAN": "0",
 }
 
 

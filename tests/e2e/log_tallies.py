@@ -8,13 +8,21 @@ from confluent_kafka import Consumer, TopicPartition
 
 from domain.votes import Tally
 from schemas.envelope import InvalidEvent, decode
-from schemas.events import VoteCast
+from schemas.events import VoteCast, VoteExcluded
 from schemas.topics import VOTES
 from stores.kafka_admin import end_offsets
 
 
 def votes_in_log(bootstrap: str) -> Iterator[VoteCast]:
     """Every valid vote event on the topic now, from offset 0 to the current end."""
+    for event in vote_events_in_log(bootstrap):
+        if isinstance(event, VoteCast):
+            yield event
+
+
+def vote_events_in_log(bootstrap: str) -> Iterator[VoteCast | VoteExcluded]:
+    """Every valid vote event and exclusion of a ring member's vote (the spam dataflow's)
+    on the topic now, from offset 0 to the current end, in log order per target."""
     ends = end_offsets(bootstrap, VOTES.name)
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": "agora-recompute", "enable.auto.commit": False}
@@ -33,7 +41,7 @@ def votes_in_log(bootstrap: str) -> Iterator[VoteCast]:
                     _env, payload = decode(msg.value())
                 except InvalidEvent:
                     continue
-                if isinstance(payload, VoteCast):
+                if isinstance(payload, VoteCast | VoteExcluded):
                     yield payload
     finally:
         consumer.close()
@@ -41,7 +49,11 @@ def votes_in_log(bootstrap: str) -> Iterator[VoteCast]:
 
 def recompute(bootstrap: str, targets: set[str]) -> dict[str, tuple[int, int]]:
     tallies = {t: Tally() for t in targets}
-    for vote in votes_in_log(bootstrap):
-        if vote.target_id in tallies:
+    for vote in vote_events_in_log(bootstrap):
+        if vote.target_id not in tallies:
+            continue
+        if isinstance(vote, VoteExcluded):
+            tallies[vote.target_id].exclude(vote.user_id)
+        else:
             tallies[vote.target_id].apply(vote.user_id, vote.direction, vote.version)
     return {t: (v.upvotes, v.downvotes) for t, v in tallies.items()}

@@ -31,9 +31,9 @@ from schemas.events import (
 from tests.processes import ROOT, wait_for
 
 READERS = {
-    "posts": ("content", "ranking", "mentions"),
-    "comments": ("content", "mentions"),
-    "votes": ("votes",),
+    "posts": ("content", "ranking", "mentions", "spam"),
+    "comments": ("content", "mentions", "spam"),
+    "votes": ("votes", "spam"),
     "scores": ("ranking", "karma"),
     "communities": ("ranking",),
     "users": ("content",),

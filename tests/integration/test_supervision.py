@@ -176,6 +176,7 @@ def test_platform_config_names_every_program_and_reads_back(tmp_path: Path) -> N
         "karma",
         "mentions",
         "media",
+        "spam",
         "relay",
         "api",
         "ws",
