@@ -79,6 +79,7 @@ class WorkloadConfig:
     duration: float = 60.0  # seconds the timeline spans
     zipf: float = 1.1
     burst_share: float = 0.1  # posts that get a burst of votes
+    tag: str = ""  # prefix of every username and community name (fresh accounts per run)
     ordinary_post_gap: float = 30.0  # seconds between two posts of an ordinary user
 
 
@@ -124,7 +125,7 @@ def _zipf_weights(n: int, s: float) -> list[float]:
 
 def _name(rng: random.Random, taken: set[str], prefix: str = "") -> str:
     while True:
-        name = f"{prefix}{rng.choice(WORDS)}_{rng.choice(WORDS)}{rng.randrange(1000)}"[:20]
+        name = f"{prefix}{rng.choice(WORDS)}_{rng.choice(WORDS)[:6]}{rng.randrange(1000)}"[:20]
         if name not in taken:
             taken.add(name)
             return name
@@ -139,20 +140,21 @@ def generate(config: WorkloadConfig) -> Workload:
     rng = random.Random(config.seed)
     taken: set[str] = set()
     span = config.duration
-    ordinary = [_name(rng, taken) for _ in range(config.users)]
-    spammers = [_name(rng, taken) for _ in range(config.spammers)]
-    rings = [[_name(rng, taken) for _ in range(size)] for size in config.rings]
+    tag = config.tag
+    ordinary = [_name(rng, taken, tag) for _ in range(config.users)]
+    spammers = [_name(rng, taken, tag) for _ in range(config.spammers)]
+    rings = [[_name(rng, taken, tag) for _ in range(size)] for size in config.rings]
     members = [m for ring in rings for m in ring]
     everyone = ordinary + spammers + members
     rng.shuffle(everyone)  # registration order tells nothing either
-    communities = [_name(rng, taken, "c")[:21] for _ in range(config.communities)]
+    communities = [_name(rng, taken, "c" + tag)[:21] for _ in range(config.communities)]
     community_weight = _zipf_weights(len(communities), config.zipf)
     activity = {u: rng.paretovariate(1.2) for u in ordinary}
     actors = list(activity)
     actor_weight = [activity[u] for u in actors]
 
     actions: list[Action] = [Action(0.0, "register", u, role="setup") for u in everyone]
-    owners = rng.sample(ordinary, len(communities))
+    owners = [ordinary[i % len(ordinary)] for i in range(len(communities))]
     actions += [
         Action(0.0, "community", o, community=c, role="setup")
         for o, c in zip(owners, communities, strict=True)
@@ -168,11 +170,10 @@ def generate(config: WorkloadConfig) -> Workload:
         ref = f"p{i}"
         community = rng.choices(communities, community_weight)[0]
         # an ordinary user posts now and then, never in a rapid burst
-        author = rng.choices(actors, actor_weight)[0]
-        for _ in range(50):
-            if at - last_post.get(author, -1e9) >= config.ordinary_post_gap:
-                break
-            author = rng.choices(actors, actor_weight)[0]
+        free = [u for u in actors if at - last_post.get(u, -1e9) >= config.ordinary_post_gap]
+        if not free:
+            continue
+        author = rng.choices(free, [activity[u] for u in free])[0]
         last_post[author] = at
         actions.append(
             Action(
@@ -315,7 +316,7 @@ PASSWORD = "workload-password"
 class Driver:
     """Runs a plan against the HTTP API in real time divided by `speed`."""
 
-    def __init__(self, base: str, workload: Workload, speed: float = 1.0, threads: int = 16):
+    def __init__(self, base: str, workload: Workload, speed: float = 1.0, threads: int = 8):
         self.base = base
         self.workload = workload
         self.speed = speed
@@ -335,7 +336,7 @@ class Driver:
     def http(self) -> httpx.Client:
         client: httpx.Client | None = getattr(self.local, "http", None)
         if client is None:
-            client = httpx.Client(base_url=f"{self.base}/api/v1", timeout=30)
+            client = httpx.Client(base_url=f"{self.base}/api/v1", timeout=120)
             self.local.http = client
         return client
 
@@ -428,7 +429,8 @@ class Driver:
             "vote": self.vote,
             "comment": self.comment,
         }
-        with ThreadPoolExecutor(self.threads) as pool:
+        # registration hashes passwords (Argon2): a few at a time
+        with ThreadPoolExecutor(4) as pool:
             list(pool.map(handlers["register"], [a for a in setup if a.kind == "register"]))
             list(pool.map(handlers["community"], [a for a in setup if a.kind == "community"]))
         self.started = time.monotonic()
@@ -469,6 +471,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--camouflage-votes", type=int, default=defaults.camouflage_votes)
     parser.add_argument("--duration", type=float, default=defaults.duration)
     parser.add_argument("--zipf", type=float, default=defaults.zipf)
+    parser.add_argument("--tag", default="", help="prefix of names (fresh accounts per run)")
     parser.add_argument("--plan", type=Path, help="write the plan as JSON lines")
     parser.add_argument("--api", help="drive the plan through this API base URL")
     parser.add_argument("--speed", type=float, default=1.0, help="time compression")
@@ -491,6 +494,7 @@ def config_of(args: argparse.Namespace) -> WorkloadConfig:
         camouflage_votes=args.camouflage_votes,
         duration=args.duration,
         zipf=args.zipf,
+        tag=args.tag,
     )
 
 
