@@ -55,6 +55,10 @@ def identity_rows(settings, query: str, *args: Any) -> list[asyncpg.Record]:
     return asyncio.run(run())
 
 
+# the workload takes about a minute on a quiet machine, several on a busy one
+pytestmark = pytest.mark.timeout(1200)
+
+
 @pytest.fixture(scope="module")
 def driven(platform, client: Client) -> Iterator[tuple[Truth, dict[str, str]]]:
     # a fresh tag: the same seed, new accounts (the stack keeps earlier runs' flags)
