@@ -18,7 +18,7 @@ from dataflows import content, karma, media, mentions, ranking, spam, votes
 from dataflows.accounts import DeletedAccounts
 from dataflows.sinks import ShardConnections
 from dataflows.wiring import Wiring
-from schemas.topics import MODERATION, SCORES, VOTES
+from schemas.topics import SCORES, VOTES
 from stores import cql
 from stores.objects import ObjectStore
 from stores.redis_store import sync_client
@@ -119,10 +119,8 @@ def media_flow(w: Wiring) -> Dataflow:
 def spam_flow(w: Wiring) -> Dataflow:
     s = w.settings
     sinks = spam.Sinks(
-        flags=w.store("flags_out", lambda: spam.FlagWriter(s)),
-        trust=w.store("trust_out", lambda: spam.TrustWriter(s, sync_client(s.redis_url))),
+        abuse=w.store("abuse_out", lambda: spam.AbuseWriter(s, sync_client(s.redis_url))),
         exclusions=w.topic("exclusions_out", VOTES.name),
-        sanctions=w.topic("sanctions_out", MODERATION.name),
     )
     options = spam.Options(auto_shadow_ban=s.spam_auto_shadow_ban)
     return spam.build_flow(w.source(spam.TOPICS), sinks, w.dead_letters(), options)

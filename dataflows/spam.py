@@ -16,15 +16,18 @@ Signals (`domain/abuse.py`, windows in event time, so a replay finds the same):
   times both ways; ring members do it by construction, camouflage votes or not.
 
 Outputs
-- flags (`abuse_flags`, with evidence) and the trust score per account
-  (`account_trust` and `trust:{user}`, `stores/abuse.py`); the score is never public.
+- flags (`abuse_flags`, with evidence), each flagged post or comment in its community's
+  moderation queue (kind `spam`, with the evidence and the account's trust), and the
+  trust score per account (`account_trust` and `trust:{user}`, `stores/abuse.py`); the
+  score is never public.
 - for every ring member, `vote.excluded` for each item they currently vote on (and
   every later vote), published on the votes topic keyed by target: the votes dataflow
   stops counting them in log order, so scores and karma drop the ring's votes and a
   replay of the votes topic gives the same tallies whatever the interleaving was.
 - when `auto_shadow_ban` is on and an account's trust from its signals falls under
-  `shadow_ban_below`: `member.sanctioned` (kind `shadow_ban`, actor `system`) on the
-  moderation topic for each community its flagged content is in.
+  `shadow_ban_below`: a shadow-ban (actor `system`) in each community its flagged
+  content is in, through `stores.moderation.automatic_sanction`: the sanction row, the
+  mod log entry and `member.sanctioned` on the moderation topic (by the outbox).
 
 State per key is bounded: windows plus a cap of entries per key, and every key's
 state is dropped once idle for its window (wall clock). `voter` keeps each account's
@@ -63,7 +66,7 @@ from domain.abuse import (
     pair_key,
     trust_score,
 )
-from domain.ids import created_at
+from domain.ids import created_at, new_id
 from domain.spam import hosts_in, registrable_domain
 from schemas.envelope import encode, new_event
 from schemas.events import (
@@ -77,6 +80,7 @@ from schemas.events import (
 )
 from schemas.topics import COMMENTS, MODERATION, POSTS, VOTES
 from stores import abuse as store
+from stores import moderation
 from stores.karma import cached_karma
 from stores.settings import Settings
 
@@ -365,11 +369,14 @@ class AccountState:
 
 @dataclass(frozen=True)
 class TrustUpdate:
+    """An account's signals after a batch, with the flags and sanctions it brought."""
+
     user_id: str
     signals: dict[str, int]
     removals: int
     excluded: bool
     seq: int
+    flags: tuple[Flag, ...] = ()
     sanctions: tuple[MemberSanctioned, ...] = ()
 
 
@@ -379,6 +386,7 @@ class AccountFold:
         self.t = t
         self.auto = auto_shadow_ban
         self.changed = False
+        self.flags: list[Flag] = []
         self.sanctions: list[MemberSanctioned] = []
         self.user_id = ""
 
@@ -389,6 +397,7 @@ class AccountFold:
             s.removals += 1
         else:
             self.user_id = item.user_id
+            self.flags.append(item)
             s.signals[item.signal] = s.signals.get(item.signal, 0) + 1
             s.excluded |= item.signal == "vote_ring"
             for _, _, community in item.targets:
@@ -427,8 +436,11 @@ class AccountFold:
         self.changed = False
         s = self.state
         sanctions, self.sanctions = tuple(self.sanctions), []
+        flags, self.flags = tuple(self.flags), []
         return [
-            TrustUpdate(self.user_id, dict(s.signals), s.removals, s.excluded, s.seq, sanctions)
+            TrustUpdate(
+                self.user_id, dict(s.signals), s.removals, s.excluded, s.seq, flags, sanctions
+            )
         ]
 
     def notify_at(self) -> datetime | None:
@@ -444,15 +456,6 @@ class AccountFold:
 def account_of(item: Traced[Flag | str]) -> str:
     value = item.value
     return value if isinstance(value, str) else value.user_id
-
-
-def sanction_messages(update: TrustUpdate) -> list[KafkaSinkMessage[bytes, bytes]]:
-    return [
-        KafkaSinkMessage(
-            key=s.community_id.encode(), value=encode(new_event(s, key=s.community_id))
-        )
-        for s in update.sanctions
-    ]
 
 
 # -- sinks --------------------------------------------------------------------------
@@ -478,28 +481,13 @@ class _Identity:
         self.loop.close()
 
 
-class FlagWriter:
-    def __init__(self, settings: Settings) -> None:
-        self.db = _Identity(settings)
-
-    def write(self, batch: list[Flag]) -> None:
-        rows = [
-            store.FlagRow(f.user_id, f.signal, tid, kind, cid, f.evidence, f.at)
-            for f in batch
-            for tid, kind, cid in f.targets
-        ]
-
-        async def run() -> None:
-            await store.insert_flags(await self.db.get(), rows)
-
-        self.db.loop.run_until_complete(run())
-
-    def close(self) -> None:
-        self.db.close()
-
-
-class TrustWriter:
-    """The stored score adds karma (from the karma cache) to the signals."""
+class AbuseWriter:
+    """One identity-database transaction per batch: the trust rows (the stored score
+    adds karma from the karma cache to the signals), the flag rows, each flagged post
+    or comment into the moderation queue (kind `spam`, one item per target and signal,
+    the evidence and the account's trust with it) and the automatic shadow-bans
+    (through `stores.moderation`, whose outbox publishes `member.sanctioned`); then the
+    Redis copy of the trust."""
 
     def __init__(self, settings: Settings, redis: Redis) -> None:
         self.db = _Identity(settings)
@@ -529,9 +517,35 @@ class TrustWriter:
             )
             for u in latest.values()
         ]
+        trust = {r.user_id: r.score for r in rows}
+        flags = [f for u in batch for f in u.flags]
+        sanctions = [s for u in batch for s in u.sanctions]
 
         async def run() -> None:
-            await store.upsert_trust(await self.db.get(), rows)
+            conn = await self.db.get()
+            async with conn.transaction():
+                await store.upsert_trust(conn, rows)
+                await store.insert_flags(
+                    conn,
+                    (
+                        store.FlagRow(f.user_id, f.signal, tid, kind, cid, f.evidence, f.at)
+                        for f in flags
+                        for tid, kind, cid in f.targets
+                    ),
+                )
+                for f in flags:
+                    for tid, kind, cid in f.targets:
+                        await moderation.flag(conn, queue_item(f, tid, kind, cid, trust))
+                for sanction in sanctions:
+                    await moderation.automatic_sanction(
+                        conn,
+                        sanction.community_id,
+                        sanction.user_id,
+                        "shadow_ban",
+                        sanction.reason,
+                        None,
+                        new_event(sanction, key=sanction.community_id),
+                    )
 
         self.db.loop.run_until_complete(run())
         pipe = self.redis.pipeline(transaction=False)
@@ -543,12 +557,40 @@ class TrustWriter:
         self.redis.close()
 
 
+def queue_item(
+    flag: Flag, target_id: str, kind: str, community_id: str, trust: dict[str, float]
+) -> moderation.QueueItem:
+    evidence: dict[str, object] = {
+        "signal": flag.signal,
+        "user_id": flag.user_id,
+        "detected_at": flag.at.isoformat(),
+        **flag.evidence,
+    }
+    if flag.user_id in trust:
+        evidence["trust"] = trust[flag.user_id]
+    return moderation.QueueItem(
+        item_id=new_id(),
+        community_id=community_id,
+        target_id=target_id,
+        target_type=kind,  # type: ignore[arg-type]
+        kind="spam",
+        source_id=f"spam:{flag.signal}",
+        reason=REASONS[flag.signal],
+        evidence=evidence,
+    )
+
+
+REASONS = {
+    "rapid_posting": "automatic: rapid posting",
+    "link_spam": "automatic: the same link in many communities",
+    "vote_ring": "automatic: vote ring",
+}
+
+
 @dataclass(frozen=True)
 class Sinks:
-    flags: Sink[Traced[Flag]]
-    trust: Sink[Traced[TrustUpdate]]
+    abuse: Sink[Traced[TrustUpdate]]  # trust, flags, queue items, sanctions (AbuseWriter)
     exclusions: Sink[Traced[KafkaSinkMessage[bytes, bytes]]]  # -> votes topic
-    sanctions: Sink[Traced[KafkaSinkMessage[bytes, bytes]]]  # -> moderation topic
 
 
 @dataclass(frozen=True)
@@ -613,16 +655,13 @@ def build_flow(
     )
 
     flags: Stream[Traced[Flag]] = op.merge("flags", rapid, spread, rings)
-    op.output("flags_out", flags, sinks.flags)
     account_items: Stream[Traced[Flag | str]] = op.merge("account_items", flags, removals)
     updates: Stream[Traced[TrustUpdate]] = guard.stateful(
         "account",
         op.key_on("by_account", account_items, account_of),
         lambda resume: AccountFold(resume, t, options.auto_shadow_ban),
     )
-    op.output("trust_out", updates, sinks.trust)
-    sanctions = _flatten("each_sanction", guard.map("sanction_events", updates, sanction_messages))
-    op.output("sanctions_out", sanctions, sinks.sanctions)
+    op.output("abuse_out", updates, sinks.abuse)
     guard.finish(dead_letters)
     return flow
 

@@ -37,7 +37,7 @@ READERS = {
     "scores": ("ranking", "karma"),
     "communities": ("ranking",),
     "users": ("content",),
-    "moderation": ("content", "ranking", "mentions"),
+    "moderation": ("content", "ranking", "mentions", "spam"),
     "media": ("media",),
 }
 Ref = tuple[str, int, int]  # topic, partition, offset

@@ -60,14 +60,16 @@ pytestmark = pytest.mark.timeout(1200)
 
 
 @pytest.fixture(scope="module")
-def driven(platform, client: Client) -> Iterator[tuple[Truth, dict[str, str]]]:
+def driven(platform, client: Client) -> Iterator[tuple[Truth, dict[str, str], dict[str, str]]]:
     # a fresh tag: the same seed, new accounts (the stack keeps earlier runs' flags)
     workload = generate(replace(CONFIG, tag=new_id()[-4:].lower()))
-    truth = Driver(platform.base, workload, speed=1.0).run()
+    driver = Driver(platform.base, workload, speed=1.0)
+    truth = driver.run()
     assert truth.outcomes.get("vote 200", 0) > 50, truth.outcomes
     names = sorted({a.actor for a in workload.actions if a.kind == "register"})
     ids = {name: user_id_of(settings_of(platform), name) for name in names}
-    yield truth, ids
+    owners = {a.community: a.actor for a in workload.actions if a.kind == "community"}
+    yield truth, ids, {c: driver.tokens[o] for c, o in owners.items()}
 
 
 def settings_of(_platform: Any) -> Any:
@@ -91,7 +93,7 @@ def user_id_of(settings: Any, username: str) -> str:
 
 
 def test_trust_is_never_public(driven, client: Client) -> None:
-    truth, _ids = driven
+    truth, _ids, _owners = driven
     for name in truth.rings[0] + truth.spammers + truth.ordinary[:3]:
         r = client.http.get(f"/users/{name}")
         assert r.status_code == 200, r.text
@@ -106,8 +108,8 @@ def flagged_among(settings, signal: str, among: set[str]) -> set[str]:
     return {r["user_id"] for r in rows} & among
 
 
-def test_ring_and_spammer_flagged_ordinary_users_not(driven, settings) -> None:
-    truth, ids = driven
+def test_ring_and_spammer_flagged_ordinary_users_not(driven, settings, client: Client) -> None:
+    truth, ids, owners = driven
     ring_members = {ids[m] for ring in truth.rings for m in ring}
     spammers = {ids[s] for s in truth.spammers}
     mine = set(ids.values())
@@ -135,10 +137,25 @@ def test_ring_and_spammer_flagged_ordinary_users_not(driven, settings) -> None:
     assert all(trust[m] < 0.2 for m in ring_members | spammers)
     ordinary = {ids[u] for u in truth.ordinary}
     assert not ordinary & set(trust)
+    # moderators see the flagged posts in their queue, with the evidence and the trust
+    queued = 0
+    for post_id in truth.spam_posts + truth.ring_posts:
+        community = client.get_post(post_id)["community"]
+        headers = {"Authorization": f"Bearer {owners[community]}"}
+        r = client.http.get(f"/communities/{community}/moderation/queue", headers=headers)
+        assert r.status_code == 200, r.text
+        items = {i["target_id"]: i for i in r.json()["items"]}
+        if post_id in items:
+            queued += 1
+            assert "spam" in items[post_id]["kinds"]
+            evidence = items[post_id]["evidence"][0]
+            assert evidence["signal"] in ("vote_ring", "rapid_posting", "link_spam")
+            assert evidence["trust"] < 0.2
+    assert queued >= len(truth.spam_posts)
 
 
 def test_ring_votes_stop_counting_and_a_replay_agrees(driven, settings, client: Client) -> None:
-    truth, _ids = driven
+    truth, _ids, _owners = driven
 
     def ring_posts_at_zero() -> bool:
         return all(client.get_post(p)["score"] == 0 for p in truth.ring_posts)
