@@ -120,7 +120,8 @@ def start_api(
             return False
 
     try:
-        wait_for(ready, timeout=120, what="API /readyz")
+        # a busy machine can take minutes to import and fork the workers
+        wait_for(ready, timeout=300, what="API /readyz")
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{proc.log_tail()}") from None
     return proc, base
