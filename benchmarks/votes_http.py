@@ -133,6 +133,7 @@ def compare_limiter(args: argparse.Namespace) -> None:
             start_process(
                 ["-m", "api", "--port", str(port), "--workers", str(args.workers)],
                 f"{base}/readyz",
+                timeout=300,  # a busy machine takes minutes to import and fork
                 env={"RATE_LIMITS_ENABLED": enabled},
             )
         )
