@@ -105,6 +105,12 @@ def test_nothing_rejected_is_published(client: Client, author) -> None:
     # posts of one community share a partition: once the later sentinel is readable,
     # anything submitted before it would be too
     wait_for(lambda: client.http.get(f"/posts/{post_id}").status_code == 200, 60, what="post")
+    # the listing is the ranking dataflow's, which may come a little later
+    wait_for(
+        lambda: client.listing(f"/communities/{community}/posts?sort=new")["items"],
+        60,
+        what="the listing",
+    )
     listed = client.listing(f"/communities/{community}/posts?sort=new")["items"]
     assert [p["post_id"] for p in listed] == [post_id]
 
