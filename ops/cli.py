@@ -307,6 +307,17 @@ def seed_demo(base: Annotated[str, typer.Argument()] = "http://127.0.0.1:8000") 
     _python(str(ROOT / "deploy" / "demo.py"), base)
 
 
+@seed.command(
+    "workload",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def seed_workload(ctx: typer.Context) -> None:
+    """The seeded, reproducible workload (ordinary users, spammers, vote rings) through
+    the API: every option of `python -m benchmarks.workload --help` passes through, e.g.
+    `agora seed workload --seed 7 --users 200 --api http://127.0.0.1:8000 --speed 4`."""
+    _python("-m", "benchmarks.workload", *ctx.args)
+
+
 def main() -> None:
     app(prog_name="agora")
 
