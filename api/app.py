@@ -23,6 +23,7 @@ from api.routes import (
     moderation,
     notifications,
     posts,
+    search,
     users,
     votes,
 )
@@ -68,6 +69,7 @@ def create_app(name: str = "agora") -> Sanic:
         users,
         notifications,
         media,
+        search,
     ):
         app.blueprint(module.bp)
     errors.install(app)

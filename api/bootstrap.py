@@ -24,6 +24,7 @@ from api.services.moderation import ModerationService
 from api.services.notifications import NotificationService
 from api.services.posts import PostService
 from api.services.prepublish import PrePublishChecks
+from api.services.search import SearchService
 from api.services.users import UserService
 from api.services.votes import VoteService
 from domain.spam import Blocklist
@@ -46,6 +47,7 @@ from stores.rate_limits import RateLimiter
 from stores.redis_store import LiveVotes, async_client
 from stores.refresh_tokens import RefreshTokenStore
 from stores.saved_posts import SavedPosts
+from stores.search import SearchIndex
 from stores.settings import Settings
 from stores.users import UserStore
 
@@ -77,9 +79,12 @@ class Platform:
     gate: AccountGate
     media: MediaService
     limiter: RateLimiter
+    search_index: SearchIndex
+    search: SearchService
 
     async def close(self) -> None:
         await asyncio.to_thread(self.objects.close)
+        await self.search_index.close()
         self.publisher.close()
         await asyncio.to_thread(self.cql_cluster.shutdown)
         await self.redis.aclose()
@@ -122,6 +127,7 @@ async def bootstrap(settings: Settings) -> Platform:
     posts = PostService(
         access, post_store, publisher, live, SavedPosts(identity_pool), media, checks
     )
+    search_index = SearchIndex(settings.meili_url, settings.meili_master_key)
     return Platform(
         settings=settings,
         identity_pool=identity_pool,
@@ -164,4 +170,6 @@ async def bootstrap(settings: Settings) -> Platform:
         gate=gate,
         media=media,
         limiter=limiter,
+        search_index=search_index,
+        search=SearchService(search_index, communities),
     )

@@ -101,8 +101,16 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "get",
         "/api/v1/communities",
-        "Autocomplete communities by name prefix",
+        "Autocomplete communities by name prefix (typo tolerant; private ones to members)",
         query=("prefix", *PAGED),
+        errors=(400,),
+    ),
+    Operation(
+        "get",
+        "/api/v1/search",
+        "Search posts (typo tolerant, highlighted; sort = relevance, new, top)",
+        query=("q", "community", "author", "sort", *PAGED),
+        errors=(400, 401, 503),
     ),
     Operation("get", "/api/v1/communities/{name}", "A community", errors=(404,)),
     Operation(

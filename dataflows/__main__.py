@@ -146,10 +146,12 @@ def main() -> None:
     progress = threading.Thread(target=show_progress, args=(total, done), daemon=True)
     progress.start()
     try:
-        execute(build(args.name, settings, tail=False), args, recovery)
+        execute(build(args.name, settings, tail=False, replay=True), args, recovery)
     finally:
         done.set()
         progress.join()
+    if job.after_replay is not None:
+        job.after_replay(settings)
     print(f"replayed {args.name}: {total} events in {time.monotonic() - started:.1f}s")
 
 

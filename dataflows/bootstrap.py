@@ -14,12 +14,13 @@ from datetime import timedelta
 
 from bytewax.dataflow import Dataflow
 
-from dataflows import content, karma, media, mentions, ranking, spam, votes
+from dataflows import content, karma, media, mentions, ranking, search, spam, votes
 from dataflows.accounts import DeletedAccounts
 from dataflows.sinks import ShardConnections
 from dataflows.wiring import Wiring
 from schemas.topics import SCORES, VOTES
 from stores import cql
+from stores import search as search_store
 from stores.objects import ObjectStore
 from stores.redis_store import sync_client
 from stores.settings import Settings
@@ -124,6 +125,17 @@ def spam_flow(w: Wiring) -> Dataflow:
     )
     options = spam.Options(auto_shadow_ban=s.spam_auto_shadow_ban)
     return spam.build_flow(w.source(spam.TOPICS), sinks, w.dead_letters(), options)
+def search_flow(w: Wiring) -> Dataflow:
+    s = w.settings
+    # A replay writes into the rebuild indexes, swapped in when it ends.
+    suffix = search_store.REBUILD_SUFFIX if w.replay else ""
+    sinks = search.Sinks(
+        documents=w.store(
+            "documents_out",
+            lambda: search.SearchWriter(search_store.connect(s), suffix, DeletedAccounts(s)),
+        )
+    )
+    return search.build_flow(w.source(search.TOPICS), sinks, w.dead_letters())
 
 
 def _archive_after(settings: Settings) -> timedelta:
@@ -140,6 +152,8 @@ class Job:
     # Whether re-reading part of the log is safe without wiping (its state per key
     # does not depend on having seen the log from the start).
     backfillable: bool = False
+    # Run after a replay has reached the end of the log (search swaps its indexes in).
+    after_replay: Callable[[Settings], None] | None = None
 
 
 JOBS: dict[str, Job] = {
@@ -150,10 +164,18 @@ JOBS: dict[str, Job] = {
     "mentions": Job(mentions_flow, mentions.wipe, tuple(mentions.TOPICS), backfillable=True),
     "media": Job(media_flow, media.wipe, tuple(media.TOPICS), backfillable=True),
     "spam": Job(spam_flow, spam.wipe, tuple(spam.TOPICS)),
+    "search": Job(
+        search_flow, search.wipe, tuple(search.TOPICS), after_replay=search.finish_replay
+    ),
 }
 
 
 def build(
-    name: str, settings: Settings, *, tail: bool = True, starts: dict[str, int] | None = None
+    name: str,
+    settings: Settings,
+    *,
+    tail: bool = True,
+    starts: dict[str, int] | None = None,
+    replay: bool = False,
 ) -> Dataflow:
-    return JOBS[name].build(Wiring(settings, name, tail, starts))
+    return JOBS[name].build(Wiring(settings, name, tail, starts, replay))

@@ -286,6 +286,18 @@ class GuardedLogic(op.StatefulBatchLogic[Traced[V], Traced[W] | DeadLetter, S]):
             log.error("%s/%s: timer failed, state kept: %s", self.dataflow, self.step_id, exc)
             return [letter(self.dataflow, self.step_id, CLOCK, describe(exc))], False
 
+    def on_eof(self) -> tuple[Iterable[Traced[W] | DeadLetter], bool]:
+        """A fold may flush what it holds back (`on_eof`) when a bounded run ends."""
+        flush: Callable[[], tuple[Iterable[W], bool]] | None = getattr(self.inner, "on_eof", None)
+        if flush is None:
+            return [], False
+        try:
+            outs, discard = flush()
+            return [Traced(CLOCK, w) for w in outs], discard
+        except Exception as exc:
+            log.error("%s/%s: end of input failed: %s", self.dataflow, self.step_id, exc)
+            return [letter(self.dataflow, self.step_id, CLOCK, describe(exc))], False
+
     def snapshot(self) -> S:
         return cast(S, self.inner.snapshot())
 

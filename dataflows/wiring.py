@@ -196,6 +196,7 @@ class Wiring:
     dataflow: str
     tail: bool = True
     starts: dict[str, int] | None = None  # backfill: first offset per partition
+    replay: bool = False  # a replay from offset 0 (search builds into new indexes)
 
     def source(self, topics: list[str]) -> Source[SourceItem]:
         options: dict[str, Any] = {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
-# Local stack: PostgreSQL, Redis, Kafka (KRaft), Cassandra, MinIO (S3) and
-# Mailpit (SMTP) on 127.0.0.1.
+# Local stack: PostgreSQL, Redis, Kafka (KRaft), Cassandra, MinIO (S3),
+# Mailpit (SMTP) and Meilisearch on 127.0.0.1.
 # Data, logs, PIDs and generated secrets live under ${STATE_DIR:-<repo>/.state}.
 #
 #   deploy/stack.sh up              install what is missing, start what is not
@@ -16,13 +16,16 @@
 # Ports (env): PG_PORT=55432 REDIS_PORT=56379 KAFKA_PORT=59092
 #   KAFKA_CONTROLLER_PORT=59093 CQL_PORT=59042 CASSANDRA_STORAGE_PORT=57000
 #   CASSANDRA_JMX_PORT=57199 S3_PORT=59000 S3_CONSOLE_PORT=59001 SMTP_PORT=51025
-#   MAILPIT_HTTP_PORT=58025
+#   MAILPIT_HTTP_PORT=58025 MEILI_PORT=57700
 # MinIO and Mailpit are built once per machine with `go install` into
 #   ${AGORA_BIN_CACHE:-${XDG_CACHE_HOME:-~/.cache}/agora/bin}; MINIO_BIN / MAILPIT_BIN
 #   use a given binary instead.
+# Meilisearch binary (env): MEILI_BIN, else meilisearch on the PATH, else
+#   ../shared/bin/meilisearch next to the repository, else the official release
+#   (MEILI_VERSION=v1.50.0) downloaded into the state folder.
 # Readiness deadlines in seconds (env): PG_READY_TIMEOUT=60 REDIS_READY_TIMEOUT=60
 #   KAFKA_READY_TIMEOUT=60 CASSANDRA_READY_TIMEOUT=120 S3_READY_TIMEOUT=60
-#   SMTP_READY_TIMEOUT=60
+#   SMTP_READY_TIMEOUT=60 MEILI_READY_TIMEOUT=60
 # Heap (env): KAFKA_HEAP_OPTS="-Xms512m -Xmx1g" CASSANDRA_HEAP_OPTS="-Xms1G -Xmx1G"
 # Databases (env): PG_SHARD_DBS=posts_shard_0,posts_shard_1 is what `up` creates
 #   and writes to stack.env; `createdb` alone does not change stack.env.
@@ -48,9 +51,11 @@ PYTHON="${PYTHON:-$(command -v python3 || command -v python || echo python3)}"
 . "$DEPLOY_DIR/lib/minio.sh"
 # shellcheck source=lib/mailpit.sh
 . "$DEPLOY_DIR/lib/mailpit.sh"
+# shellcheck source=lib/meilisearch.sh
+. "$DEPLOY_DIR/lib/meilisearch.sh"
 
-SERVICES=(postgres redis kafka cassandra minio mailpit)
-START_ORDER=(cassandra kafka postgres redis minio mailpit)   # slowest first
+SERVICES=(postgres redis kafka cassandra minio mailpit meilisearch)
+START_ORDER=(cassandra kafka postgres redis minio mailpit meilisearch)   # slowest first
 ENV_FILE="$STATE/stack.env"
 
 usage() {
@@ -69,7 +74,7 @@ check_ports() {
   local v
   for v in PG_PORT REDIS_PORT KAFKA_PORT KAFKA_CONTROLLER_PORT CQL_PORT \
     CASSANDRA_STORAGE_PORT CASSANDRA_JMX_PORT S3_PORT S3_CONSOLE_PORT SMTP_PORT \
-    MAILPIT_HTTP_PORT; do
+    MAILPIT_HTTP_PORT MEILI_PORT; do
     if ! [[ "${!v}" =~ ^[0-9]{1,5}$ ]] || [ "${!v}" -lt 1 ] || [ "${!v}" -gt 65535 ]; then
       die "$v must be a port number, not '${!v}'"
     fi
@@ -118,6 +123,8 @@ MAILPIT_URL=http://127.0.0.1:$MAILPIT_HTTP_PORT
 EMAIL_ENCRYPTION_KEY=$(secret email_encryption_key 32)
 EMAIL_HASH_KEY=$(secret email_hash_key 32)
 AGORA_PROFILE=development
+MEILI_URL=http://127.0.0.1:$MEILI_PORT
+MEILI_MASTER_KEY=$(secret meili_master_key 32)
 EOF
   )
   chmod 600 "$tmp"
@@ -147,6 +154,7 @@ Local stack is up ($(elapsed "$1")s). State folder: $STATE
   cassandra  CQL 127.0.0.1:$CQL_PORT keyspace $CQL_KEYSPACE  log $cassandra_LOGDIR/system.log
   minio      http://127.0.0.1:$S3_PORT (console $S3_CONSOLE_PORT)  log $minio_LOG
   mailpit    SMTP 127.0.0.1:$SMTP_PORT, inbox http://127.0.0.1:$MAILPIT_HTTP_PORT  log $mailpit_LOG
+  meilisearch http://127.0.0.1:$MEILI_PORT ($meilisearch_BIN)  log $meilisearch_LOG
 Settings (mode 600): $ENV_FILE
   load them in a shell with: set -a; . $ENV_FILE; set +a
 Stop with: $0 down
@@ -176,8 +184,8 @@ cmd_down() {
   [ -d "$STATE" ] || { info "nothing to stop ($STATE does not exist)"; return 0; }
   take_lock
   # Signal all first, then wait: the services shut down in parallel.
-  for s in kafka cassandra redis postgres minio mailpit; do svc_stop_begin "$s"; done
-  for s in kafka cassandra redis postgres minio mailpit; do svc_stop_finish "$s"; done
+  for s in meilisearch kafka cassandra redis postgres minio mailpit; do svc_stop_begin "$s"; done
+  for s in meilisearch kafka cassandra redis postgres minio mailpit; do svc_stop_finish "$s"; done
   info "stack is down"
 }
 

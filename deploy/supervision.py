@@ -96,7 +96,7 @@ def platform_programs(
             stopwaitsecs=dataflow_stop,
         )
         for i, name in enumerate(
-            ("content", "votes", "ranking", "karma", "mentions", "media", "spam")
+            ("content", "votes", "ranking", "karma", "mentions", "media", "spam", "search")
         )
     ]
     programs += [

@@ -90,6 +90,20 @@ class CommunityStore:
         )
         return [CommunityRow(**dict(r)) for r in rows]
 
+    async def reader_scope(self, user_id: str) -> tuple[list[str], list[str]]:
+        """(private communities the user is a member of, communities the user moderates):
+        what search may show the user beyond public and restricted communities."""
+        rows = await self.pool.fetch(
+            "SELECT m.community_id, m.role, c.visibility FROM memberships m"
+            " JOIN communities c ON c.community_id = m.community_id"
+            " WHERE m.user_id = $1"
+            " AND (c.visibility = 'private' OR m.role IN ('moderator', 'owner'))",
+            user_id,
+        )
+        private = [r["community_id"] for r in rows if r["visibility"] == "private"]
+        moderated = [r["community_id"] for r in rows if r["role"] in ("moderator", "owner")]
+        return private, moderated
+
     async def change_membership(
         self, community_id: str, user_id: str, join: bool, make_event: Callable[[int], Envelope]
     ) -> int:

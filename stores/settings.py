@@ -91,6 +91,8 @@ class Settings:
     duplicate_window_seconds: int = 24 * 3600
     spam_auto_shadow_ban: bool = True  # the spam dataflow shadow-bans low-trust accounts
     blocklist_dir: Path | None = None  # keywords.json and domains.json; default: bundled
+    meili_url: str = "http://127.0.0.1:57700"
+    meili_master_key: str = field(default="", repr=False)
 
     def dsn(self, database: str) -> str:
         return (
@@ -181,6 +183,8 @@ def get_settings() -> Settings:
         duplicate_window_seconds=int(get("DUPLICATE_WINDOW_SECONDS", str(24 * 3600))),
         spam_auto_shadow_ban=get("SPAM_AUTO_SHADOW_BAN", "1").lower() not in ("0", "false", "off"),
         blocklist_dir=Path(d) if (d := get("BLOCKLIST_DIR", "")) else None,
+        meili_url=get("MEILI_URL", "http://127.0.0.1:57700"),
+        meili_master_key=get("MEILI_MASTER_KEY", ""),
     )
 
 

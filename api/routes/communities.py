@@ -5,6 +5,7 @@ from sanic import Blueprint, HTTPResponse, Request, empty
 from api import commands
 from api.http import json, optional_principal, page_params, parse, platform, principal
 from api.idempotency import create_once
+from domain.errors import ValidationFailed
 
 bp = Blueprint("communities", url_prefix="/api/v1/communities")
 
@@ -23,8 +24,11 @@ async def create(request: Request) -> HTTPResponse:
 async def autocomplete(request: Request) -> HTTPResponse:
     limit, _cursor = page_params(request)
     prefix = request.args.get("prefix", "")
-    user = optional_principal(request)
-    items = await platform(request).communities.autocomplete(prefix, limit, user)
+    if len(prefix) > 64:
+        raise ValidationFailed("prefix must be at most 64 characters", {"prefix": len(prefix)})
+    items = await platform(request).search.communities_by_prefix(
+        optional_principal(request), prefix, limit
+    )
     return json({"items": items, "next_cursor": None})
 
 

@@ -31,6 +31,7 @@ async def readyz(request: Request) -> HTTPResponse:
         "cql": wired.comments.ping(),
         "s3": asyncio.to_thread(wired.objects.ping),
         "smtp": asyncio.to_thread(wired.smtp.ping),
+        "meilisearch": wired.search_index.ping(),
     }
     for shard, pool in wired.shards.pools.items():
         checks[f"postgres_{shard}"] = pool.fetchval("SELECT 1")

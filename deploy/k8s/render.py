@@ -2,7 +2,8 @@
 `python deploy/k8s/render.py` rewrites them (a test checks they are current and valid
 against the Kubernetes schemas). Apply with `kubectl apply -k deploy/k8s` after
 creating the `agora-secrets` Secret (PG_PASSWORD, JWT_SECRET, S3_ACCESS_KEY,
-S3_SECRET_KEY, SMTP_USER, SMTP_PASSWORD, EMAIL_ENCRYPTION_KEY, EMAIL_HASH_KEY) and editing
+S3_SECRET_KEY, SMTP_USER, SMTP_PASSWORD, EMAIL_ENCRYPTION_KEY, EMAIL_HASH_KEY,
+MEILI_MASTER_KEY) and editing
 `config.yaml` for your servers.
 
 - api and ws: Deployments with readiness (/readyz, /healthz) and liveness probes,
@@ -34,6 +35,7 @@ DATAFLOWS = {
     "mentions": 1,
     "media": 1,
     "spam": 2,
+    "search": 1,
 }
 Manifest = dict[str, Any]
 
@@ -199,6 +201,7 @@ def manifests() -> dict[str, list[Manifest]]:
                     "CQL_HOSTS": "scylla",
                     "CQL_PORT": "9042",
                     "CQL_KEYSPACE": "platform",
+                    "MEILI_URL": "http://meilisearch:7700",
                     "S3_ENDPOINT": "http://minio:9000",
                     "S3_BUCKET": "agora-media",
                     "S3_PUBLIC_URL": "https://media.example.com/agora-media",

@@ -15,7 +15,7 @@ import pytest
 from domain.ids import new_id
 from tests.processes import Process, start_api, start_dataflow, wait_for
 
-DATAFLOWS = ("content", "votes", "ranking", "karma", "mentions", "media", "spam")
+DATAFLOWS = ("content", "votes", "ranking", "karma", "mentions", "media", "spam", "search")
 
 # The functional tests model many actions per user (one owner creates several
 # communities, one author posts dozens of times, voters vote in bursts): their API runs

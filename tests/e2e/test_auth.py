@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.processes import wait_for
+
 
 def refresh(client, token: str):
     return client.http.post("/auth/refresh", json={"refresh_token": token})
@@ -57,6 +59,10 @@ def test_community_lifecycle(client):
     assert client.http.post(f"/communities/{name}/leave", headers=member.headers).json() == {
         "member_count": 1
     }
-    found = client.http.get(f"/communities?prefix={name[:6]}").json()["items"]
-    assert name in [c["name"] for c in found]
+
+    def listed() -> bool:  # autocomplete reads the search index, fed by the search dataflow
+        found = client.http.get(f"/communities?prefix={name[:6]}").json()["items"]
+        return name in [c["name"] for c in found]
+
+    wait_for(listed, timeout=60, interval=0.1, what="the community in autocomplete")
     assert client.http.get("/communities/nonexistent_zz").status_code == 404

@@ -31,13 +31,13 @@ from schemas.events import (
 from tests.processes import ROOT, wait_for
 
 READERS = {
-    "posts": ("content", "ranking", "mentions", "spam"),
+    "posts": ("content", "ranking", "mentions", "spam", "search"),
     "comments": ("content", "mentions", "spam"),
     "votes": ("votes", "spam"),
-    "scores": ("ranking", "karma"),
-    "communities": ("ranking",),
-    "users": ("content",),
-    "moderation": ("content", "ranking", "mentions", "spam"),
+    "scores": ("ranking", "karma", "search"),
+    "communities": ("ranking", "search"),
+    "users": ("content", "search"),
+    "moderation": ("content", "ranking", "mentions", "spam", "search"),
     "media": ("media",),
 }
 Ref = tuple[str, int, int]  # topic, partition, offset

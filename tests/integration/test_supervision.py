@@ -177,6 +177,7 @@ def test_platform_config_names_every_program_and_reads_back(tmp_path: Path) -> N
         "mentions",
         "media",
         "spam",
+        "search",
         "relay",
         "api",
         "ws",

@@ -1,0 +1,70 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # <service>_* variables are read through svc_var
+# Meilisearch: 127.0.0.1 only, database, dumps and snapshots in $STATE/meilisearch,
+# a generated master key (written to stack.env as MEILI_MASTER_KEY).
+# The binary is, in this order: $MEILI_BIN, `meilisearch` on the PATH,
+# ../shared/bin/meilisearch next to the repository (built from Meilisearch's public
+# source on machines without a registry that ships it), else the official release
+# downloaded once into $STATE/meilisearch/bin. Sourced by deploy/stack.sh.
+
+MEILI_PORT="${MEILI_PORT:-57700}"
+MEILI_VERSION="${MEILI_VERSION:-v1.50.0}"
+
+meilisearch_DIR="$STATE/meilisearch"
+meilisearch_LOG="$meilisearch_DIR/meilisearch.log"
+meilisearch_PIDFILE="$meilisearch_DIR/meilisearch.pid"
+meilisearch_PORT="$MEILI_PORT"
+meilisearch_EXTRA_PORTS=""
+meilisearch_TIMEOUT="${MEILI_READY_TIMEOUT:-60}"
+meilisearch_STOP_SIGNAL=TERM
+meilisearch_STOP_TIMEOUT=30
+meilisearch_BIN=""
+
+meilisearch_download() {
+  local dest="$meilisearch_DIR/bin/meilisearch" arch url
+  case "$(uname -m)" in
+    x86_64 | amd64) arch=amd64 ;;
+    aarch64 | arm64) arch=aarch64 ;;
+    *) die "meilisearch: no official build for $(uname -m); set MEILI_BIN" ;;
+  esac
+  url="https://github.com/meilisearch/meilisearch/releases/download/$MEILI_VERSION/meilisearch-linux-$arch"
+  if [ ! -x "$dest" ]; then
+    info "meilisearch: downloading $url"
+    mkdir -p "$(dirname "$dest")"
+    curl -fsSL --retry 3 -o "$dest.tmp" "$url" || die "meilisearch: download of $url failed; set MEILI_BIN"
+    chmod 755 "$dest.tmp"
+    mv -f "$dest.tmp" "$dest"
+  fi
+  printf '%s' "$dest"
+}
+
+meilisearch_install() {
+  local shared
+  shared="$(realpath -m "$REPO_ROOT/../shared/bin/meilisearch")"
+  if [ -n "${MEILI_BIN:-}" ]; then
+    [ -x "$MEILI_BIN" ] || die "meilisearch: MEILI_BIN=$MEILI_BIN is not an executable"
+    meilisearch_BIN="$MEILI_BIN"
+  elif command -v meilisearch >/dev/null 2>&1; then
+    meilisearch_BIN="$(command -v meilisearch)"
+  elif [ -x "$shared" ]; then
+    meilisearch_BIN="$shared"
+  else
+    meilisearch_BIN="$(meilisearch_download)"
+  fi
+}
+
+meilisearch_start() {
+  mkdir -p "$meilisearch_DIR/data" "$meilisearch_DIR/dumps" "$meilisearch_DIR/snapshots"
+  # The master key is passed in the environment, not on the command line (ps shows that).
+  MEILI_MASTER_KEY="$(secret meili_master_key 32)" MEILI_NO_ANALYTICS=true \
+    launch "$meilisearch_PIDFILE" "$meilisearch_DIR" "$meilisearch_LOG" "$meilisearch_BIN" \
+    --db-path "$meilisearch_DIR/data" --http-addr "127.0.0.1:$MEILI_PORT" \
+    --env production --no-analytics --max-indexing-threads "${MEILI_INDEXING_THREADS:-1}" \
+    --dump-dir "$meilisearch_DIR/dumps" --snapshot-dir "$meilisearch_DIR/snapshots"
+}
+
+meilisearch_ready() {
+  curl -fsS --max-time 2 "http://127.0.0.1:$MEILI_PORT/health" 2>/dev/null | grep -q '"available"'
+}
+
+meilisearch_logs() { printf '%s\n' "$meilisearch_LOG"; }
