@@ -125,6 +125,8 @@ def spam_flow(w: Wiring) -> Dataflow:
     )
     options = spam.Options(auto_shadow_ban=s.spam_auto_shadow_ban)
     return spam.build_flow(w.source(spam.TOPICS), sinks, w.dead_letters(), options)
+
+
 def search_flow(w: Wiring) -> Dataflow:
     s = w.settings
     # A replay writes into the rebuild indexes, swapped in when it ends.
