@@ -90,9 +90,9 @@ def test_unknown_post_and_route(client, setup):
     assert_error(client.http.get("/posts/not-a-post"), 404)
     assert_error(client.http.get("/no/such/route"), 404)
     assert_error(client.vote(user, new_post_id(new_id()), 1), 404)
-    # a post older than the archive age no longer takes votes
+    # an old post id in a community that does not exist: existence is checked first
     old = "01JD0000000000000000000000-01JD0000000000000000000000"
-    assert assert_error(client.vote(user, old, 1), 409)["code"] == "archived"
+    assert assert_error(client.vote(user, old, 1), 404)["code"] == "not_found"
 
 
 def _claims(settings, **overrides):

@@ -234,7 +234,12 @@ def test_removal_ban_mute_lock_flair_reports_and_the_log(client: Client):
     r = mod(client, owner, name, "remove", target_id=c["comment_id"], reason="rude")
     assert r.status_code == 200
     wait_for(lambda: post_id not in listed(client, name, None, "hot"), what="removal")
-    assert client.get_post(post_id, reader)["title"] == "[removed]"
+    # listings (ranking) and the post page (content) are two dataflows: each in its time
+    wait_for(
+        lambda: client.get_post(post_id, reader)["title"] == "[removed]",
+        timeout=30,
+        what="[removed] on the post page",
+    )
     mine = client.get_post(post_id, author)
     assert mine["title"] == "offending" and mine["removed"]
     wait_for(

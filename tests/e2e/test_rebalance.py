@@ -181,7 +181,7 @@ def make_world(client, settings, count: int, posts_each: int, voters: int) -> Wo
         for i in range(posts_each):
             r = client.http.post(
                 f"/communities/{name}/posts",
-                json={"title": f"post {i}", "kind": "text", "body": "b"},
+                json={"title": f"post {name} {i}", "kind": "text", "body": "b"},
                 headers=author.headers,
             )
             assert r.status_code == 202, r.text
@@ -384,7 +384,7 @@ def test_sweep_brings_a_stray_row_home_and_keeps_the_newer_tally(settings, two_s
     home = ShardRing(shards, settings.ring_vnodes).shard_for(community)
     stray = next(s for s in shards if s != home)
     row = (post, community, "c", "a", "author", "stray", "text", "b", None, None)
-    query(settings, stray, UPSERT_POST, *row, datetime.now(UTC), new_id())
+    query(settings, stray, UPSERT_POST, *row, datetime.now(UTC), new_id(), None, None)
     query(settings, stray, UPSERT_AGGREGATE, post, community, 4, 1, 3, 5)
     query(settings, home, UPSERT_AGGREGATE, post, community, 1, 0, 1, 2)
     try:
