@@ -3,13 +3,12 @@ the account's token epoch moved (password reset, deletion) or for a deleted acco
 refused at once, and with enforcement on, an unverified account may not create
 communities, posts or comments. Account states are cached per process for
 `TTL` seconds, so a request costs no extra round trip while another worker's change
-reaches this one within that time."""
+reaches this one within that time; while Postgres is unreachable the last state read
+is served (`LastingCache`)."""
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
-
+from api.lasting_cache import LastingCache
 from api.security import Principal
 from domain.errors import EmailNotVerified, Unauthorized
 from stores.users import AccountState, UserStore
@@ -22,22 +21,13 @@ class AccountGate:
     def __init__(self, users: UserStore, require_verified_email: bool) -> None:
         self.users = users
         self.require_verified_email = require_verified_email
-        self._cache: OrderedDict[str, tuple[float, AccountState | None]] = OrderedDict()
+        self._cache: LastingCache[str, AccountState | None] = LastingCache(TTL, entries=ENTRIES)
 
     async def state(self, user_id: str) -> AccountState | None:
-        cached = self._cache.get(user_id)
-        now = time.monotonic()
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        found = await self.users.account_state(user_id)
-        self._cache[user_id] = (now + TTL, found)
-        self._cache.move_to_end(user_id)
-        if len(self._cache) > ENTRIES:
-            self._cache.popitem(last=False)
-        return found
+        return await self._cache.get(user_id, lambda: self.users.account_state(user_id))
 
     def forget(self, user_id: str) -> None:
-        self._cache.pop(user_id, None)
+        self._cache.forget(user_id)
 
     async def admit(self, principal: Principal, creates_content: bool) -> None:
         found = await self.state(principal.user_id)

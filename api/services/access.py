@@ -3,17 +3,17 @@ accepts content: the policy itself is `domain.access`.
 
 Community settings are cached per process for `ttl` seconds (half a second: a
 visibility change reaches every read path within it; the worker that made the change
-forgets its entry at once). Standings are never cached: a ban or an approval applies
-to the next request.
+forgets its entry at once). Standings are read afresh on every request, so a ban or an
+approval applies to the next one. While Postgres is unreachable both serve what this
+process last read (`LastingCache`): votes and reads go on through a restart.
 """
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from api.lasting_cache import LastingCache
 from api.security import Principal
 from domain.access import ANONYMOUS, Standing, check_read
 from stores import moderation
@@ -25,44 +25,30 @@ CACHE_ENTRIES = 10_000
 class Access:
     def __init__(self, communities: CommunityStore, ttl: float = 0.5) -> None:
         self.communities = communities
-        self.ttl = ttl
-        self._by_id: OrderedDict[str, tuple[float, CommunityRow]] = OrderedDict()
-        self._by_name: OrderedDict[str, tuple[float, CommunityRow]] = OrderedDict()
-
-    def _keep(
-        self, cache: OrderedDict[str, tuple[float, CommunityRow]], key: str, row: CommunityRow
-    ) -> None:
-        cache[key] = (time.monotonic() + self.ttl, row)
-        cache.move_to_end(key)
-        while len(cache) > CACHE_ENTRIES:
-            cache.popitem(last=False)
+        self._by_id: LastingCache[str, CommunityRow] = LastingCache(ttl, entries=CACHE_ENTRIES)
+        self._by_name: LastingCache[str, CommunityRow] = LastingCache(ttl, entries=CACHE_ENTRIES)
+        self._standings: LastingCache[tuple[str, str], Standing] = LastingCache(0.0)
 
     async def community(self, community_id: str) -> CommunityRow:
         """NotFound for an unknown id."""
-        cached = self._by_id.get(community_id)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        row = await self.communities.get_community_by_id(community_id)
-        self._keep(self._by_id, community_id, row)
-        return row
+        return await self._by_id.get(
+            community_id, lambda: self.communities.get_community_by_id(community_id)
+        )
 
     async def community_named(self, name: str) -> CommunityRow:
-        key = name.lower()
-        cached = self._by_name.get(key)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        row = await self.communities.get_community(name)
-        self._keep(self._by_name, key, row)
-        return row
+        return await self._by_name.get(name.lower(), lambda: self.communities.get_community(name))
 
     def forget(self, row: CommunityRow) -> None:
-        self._by_id.pop(row.community_id, None)
-        self._by_name.pop(row.name.lower(), None)
+        self._by_id.forget(row.community_id)
+        self._by_name.forget(row.name.lower())
 
     async def standing(self, community_id: str, principal: Principal | None) -> Standing:
         if principal is None:
             return ANONYMOUS
-        return await self.communities.standing(community_id, principal.user_id)
+        user_id = principal.user_id
+        return await self._standings.get(
+            (community_id, user_id), lambda: self.communities.standing(community_id, user_id)
+        )
 
     async def readable(
         self, community: CommunityRow, principal: Principal | None, what: str, key: str

@@ -1,0 +1,68 @@
+"""A per-process cache that outlives its store's outages.
+
+An entry is fresh for `ttl` seconds; after that the loader is asked again, and if the
+store cannot be reached the last value is served for up to `grace` seconds more. So a
+Postgres restart does not stop requests that need only what this process already
+knew (a vote needs the community's visibility and the voter's standing), while a
+change still reaches every request within `ttl` whenever the store is up.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+from asyncpg import InterfaceError, OperatorInterventionError, PostgresConnectionError
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+# What asyncpg raises when the server is away, not about the query.
+PG_UNREACHABLE: tuple[type[Exception], ...] = (
+    PostgresConnectionError,
+    OperatorInterventionError,  # shutting down, starting up
+    InterfaceError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+)
+
+
+class LastingCache(Generic[K, V]):
+    def __init__(
+        self,
+        ttl: float,
+        grace: float = 600.0,
+        entries: int = 50_000,
+        unreachable: tuple[type[Exception], ...] = PG_UNREACHABLE,
+    ) -> None:
+        self.ttl = ttl
+        self.grace = grace
+        self.entries = entries
+        self.unreachable = unreachable
+        self._items: OrderedDict[K, tuple[float, V]] = OrderedDict()
+
+    async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+        now = time.monotonic()
+        held = self._items.get(key)
+        if held is not None and now - held[0] < self.ttl:
+            return held[1]
+        try:
+            value = await load()
+        except self.unreachable:
+            if held is not None and now - held[0] < self.ttl + self.grace:
+                return held[1]
+            raise
+        self.put(key, value, now)
+        return value
+
+    def put(self, key: K, value: V, at: float | None = None) -> None:
+        self._items[key] = (time.monotonic() if at is None else at, value)
+        self._items.move_to_end(key)
+        while len(self._items) > self.entries:
+            self._items.popitem(last=False)
+
+    def forget(self, key: K) -> None:
+        self._items.pop(key, None)
