@@ -87,6 +87,7 @@ def create_app(name: str = "agora") -> Sanic:
         app.ctx.mail_stop = asyncio.Event()
         wired = app.ctx.platform
         app.add_task(run_sender(wired.mail, wired.smtp, app.ctx.mail_stop), name="mailer")
+        app.add_task(wired.notices.run(), name="cache_notices")
 
     @app.before_server_stop
     async def stop_mailer(app: Sanic) -> None:

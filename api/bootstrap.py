@@ -29,6 +29,7 @@ from api.services.users import UserService
 from api.services.votes import VoteService
 from domain.spam import Blocklist
 from stores import cql
+from stores.cache_notices import Notice, NoticeListener
 from stores.codes import OneTimeCodes
 from stores.comments import CommentStore
 from stores.communities import CommunityStore
@@ -81,6 +82,7 @@ class Platform:
     limiter: RateLimiter
     search_index: SearchIndex
     search: SearchService
+    notices: NoticeListener
 
     async def close(self) -> None:
         await asyncio.to_thread(self.objects.close)
@@ -128,6 +130,16 @@ async def bootstrap(settings: Settings) -> Platform:
         access, post_store, publisher, live, SavedPosts(identity_pool), media, checks
     )
     search_index = SearchIndex(settings.meili_url, settings.meili_master_key)
+
+    def noticed(notice: Notice) -> None:
+        access.noticed(notice)
+        gate.noticed(notice)
+
+    def flowing(now: bool) -> None:
+        access.notices_flowing(now)
+        gate.notices_flowing(now)
+
+    notices = NoticeListener(settings.dsn(settings.identity_db), noticed, flowing)
     return Platform(
         settings=settings,
         identity_pool=identity_pool,
@@ -172,4 +184,5 @@ async def bootstrap(settings: Settings) -> Platform:
         limiter=limiter,
         search_index=search_index,
         search=SearchService(search_index, communities),
+        notices=notices,
     )

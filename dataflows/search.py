@@ -58,7 +58,9 @@ from stores.users import DELETED_NAME
 
 NAME = "search"
 TOPICS = [POSTS.name, SCORES.name, COMMUNITIES.name, MODERATION.name, USERS.name]
-SCORE_INTERVAL = 1.0  # seconds between two score updates of one post
+# Seconds between two score updates of one post: search sorts by score, but need not
+# follow every vote (each update is an indexing task for Meilisearch).
+SCORE_INTERVAL = 10.0
 
 SearchInput = (
     PostCreated

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from bytewax.connectors.kafka import KafkaError, KafkaSinkMessage, KafkaSource
@@ -26,6 +27,12 @@ from stores.settings import Settings
 
 X = TypeVar("X")
 log = logging.getLogger("dataflows")
+
+# How long a caught-up partition waits before polling again. The broker answers a
+# fetch as soon as a record arrives (fetch.min.bytes 1), so a long fetch wait costs no
+# freshness: it only spares the broker a fetch request per partition every few ms.
+IDLE_PAUSE = timedelta(milliseconds=10)
+FETCH_WAIT_MS = "500"
 
 # librdkafka errors about one message rather than the broker: a dead letter, not a wait.
 RECORD_KAFKA_ERRORS = frozenset(
@@ -152,17 +159,21 @@ class PositionedPartition(StatefulSourcePartition[SourceItem, int | None]):
     def __init__(self, inner: Any, start: int | None) -> None:
         self.inner = inner
         self.position = start
+        self.idle_until: datetime | None = None
 
     def next_batch(self) -> list[SourceItem]:
         batch = self.inner.next_batch()
+        # An empty poll means the partition is caught up: ask again a little later
+        # instead of at once, so an idle dataflow does not spin on its consumers.
+        self.idle_until = None if batch else datetime.now(UTC) + IDLE_PAUSE
         for item in batch:
             offset = getattr(item, "offset", None)
             if not isinstance(item, KafkaError) and isinstance(offset, int) and offset >= 0:
                 self.position = offset + 1
         return list(batch)
 
-    def next_awake(self) -> Any:
-        return self.inner.next_awake()
+    def next_awake(self) -> datetime | None:
+        return self.idle_until
 
     def snapshot(self) -> int | None:
         return self.position
@@ -201,7 +212,7 @@ class Wiring:
     def source(self, topics: list[str]) -> Source[SourceItem]:
         options: dict[str, Any] = {
             "tail": self.tail,
-            "add_config": {"fetch.wait.max.ms": "20"},
+            "add_config": {"fetch.wait.max.ms": FETCH_WAIT_MS},
             "raise_on_errors": False,
         }
         brokers = [self.settings.kafka_bootstrap]

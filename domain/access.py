@@ -50,6 +50,12 @@ class Standing:
     muted_until: datetime | None = None
     muted: bool = False
     shadow_banned: bool = False
+    shadow_banned_until: datetime | None = None
+
+    def changes_at(self) -> datetime | None:
+        """When the first sanction in force runs out (None: none ever does)."""
+        ends = [e for e in (self.banned_until, self.muted_until, self.shadow_banned_until) if e]
+        return min(ends) if ends else None
 
     @property
     def member(self) -> bool:

@@ -304,6 +304,7 @@ class CommunityStore:
             muted="mute" in sanctions,
             muted_until=mute,
             shadow_banned="shadow_ban" in sanctions,
+            shadow_banned_until=sanctions.get("shadow_ban"),
         )
 
     async def private_community_ids(self, user_id: str | None) -> tuple[set[str], set[str]]:

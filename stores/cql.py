@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cassandra import (  # type: ignore[attr-defined]
+from cassandra import (
     ConsistencyLevel,
     OperationTimedOut,
     ReadTimeout,

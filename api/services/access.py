@@ -1,33 +1,61 @@
 """Community look-ups and the reader's standing, shared by every service that serves or
 accepts content: the policy itself is `domain.access`.
 
-Community settings are cached per process for `ttl` seconds (half a second: a
-visibility change reaches every read path within it; the worker that made the change
-forgets its entry at once). Standings are read afresh on every request, so a ban or an
-approval applies to the next one. While Postgres is unreachable both serve what this
+Community settings and readers' standings are cached per process. While Postgres's
+change notices flow (stores/cache_notices.py) an entry lives `NOTICED_TTL` seconds and
+is forgotten the moment its row changes, so a ban, an approval or a visibility change
+applies to the next request without a query per request; a standing also lives no
+longer than its first sanction. Without notices a community lives half a second and a
+standing is read on every request. While Postgres is unreachable both serve what this
 process last read (`LastingCache`): votes and reads go on through a restart.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from api.lasting_cache import LastingCache
 from api.security import Principal
 from domain.access import ANONYMOUS, Standing, check_read
 from stores import moderation
+from stores.cache_notices import Notice
 from stores.communities import CommunityRow, CommunityStore
 
 CACHE_ENTRIES = 10_000
+STANDING_ENTRIES = 100_000
+NOTICED_TTL = 60.0
+
+
+def _seconds_left(standing: Standing) -> float:
+    ends = standing.changes_at()
+    return NOTICED_TTL if ends is None else (ends - datetime.now(UTC)).total_seconds()
 
 
 class Access:
     def __init__(self, communities: CommunityStore, ttl: float = 0.5) -> None:
         self.communities = communities
+        self.ttl = ttl
         self._by_id: LastingCache[str, CommunityRow] = LastingCache(ttl, entries=CACHE_ENTRIES)
         self._by_name: LastingCache[str, CommunityRow] = LastingCache(ttl, entries=CACHE_ENTRIES)
-        self._standings: LastingCache[tuple[str, str], Standing] = LastingCache(0.0)
+        self._standings: LastingCache[tuple[str, str], Standing] = LastingCache(
+            0.0, entries=STANDING_ENTRIES, ttl_of=_seconds_left
+        )
+
+    def notices_flowing(self, flowing: bool) -> None:
+        """Change notices started or stopped: what was read before may be stale."""
+        self._by_id.ttl = self._by_name.ttl = NOTICED_TTL if flowing else self.ttl
+        self._standings.ttl = NOTICED_TTL if flowing else 0.0
+        for cache in (self._by_id, self._by_name, self._standings):
+            cache.expire_all()
+
+    def noticed(self, notice: Notice) -> None:
+        if notice.kind == "standing" and notice.community_id and notice.user_id:
+            self._standings.forget((notice.community_id, notice.user_id))
+        elif notice.kind == "community" and notice.community_id:
+            self._by_id.forget(notice.community_id)
+            self._by_name.expire_all()  # names are keys too; renames are rare
 
     async def community(self, community_id: str) -> CommunityRow:
         """NotFound for an unknown id."""
