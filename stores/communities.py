@@ -317,26 +317,6 @@ class CommunityStore:
         )
         return {r["community_id"] for r in rows}, {r["community_id"] for r in rows if r["member"]}
 
-    async def moderated_community_ids(self, user_id: str, ids: list[str]) -> set[str]:
-        rows = await self.pool.fetch(
-            "SELECT community_id FROM memberships WHERE user_id = $1"
-            " AND community_id = ANY($2::text[]) AND role IN ('moderator', 'owner')",
-            user_id,
-            ids,
-        )
-        return {r["community_id"] for r in rows}
-
-    async def readable_community_ids(self, user_id: str | None, ids: list[str]) -> set[str]:
-        """Which of `ids` the user may read (public, restricted, or private and a member)."""
-        rows = await self.pool.fetch(
-            "SELECT c.community_id FROM communities c WHERE c.community_id = ANY($1::text[])"
-            " AND (c.visibility <> 'private' OR EXISTS (SELECT 1 FROM memberships m"
-            " WHERE m.community_id = c.community_id AND m.user_id = $2))",
-            ids,
-            user_id or "",
-        )
-        return {r["community_id"] for r in rows}
-
     async def is_member(self, community_id: str, user_id: str) -> bool:
         return bool(
             await self.pool.fetchval(

@@ -43,12 +43,14 @@ BROKER_UNREACHABLE = {
 
 
 def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
-    """Idempotent, acks=all: a retried send never duplicates or reorders within a partition."""
+    """Idempotent, acks=all: a retried send never duplicates or reorders within a partition.
+    Concurrent requests' events wait up to `linger.ms` to share one produce request: the
+    broker's CPU per event falls with the batch size, for a few ms of latency."""
     config: dict[str, Any] = {
         "bootstrap.servers": bootstrap,
         "enable.idempotence": True,
         "acks": "all",
-        "linger.ms": 1,
+        "linger.ms": 5,
         "compression.type": "lz4",
         "delivery.timeout.ms": 10000,
         "request.timeout.ms": 5000,

@@ -81,6 +81,16 @@ async def shadow_banned_users(pool: asyncpg.Pool, community_id: str) -> set[str]
     return {r["user_id"] for r in rows}
 
 
+async def shadow_bans(pool: asyncpg.Pool, community_id: str) -> dict[str, datetime | None]:
+    """user id -> until (None: permanent) of the shadow-bans in force in the community."""
+    rows = await pool.fetch(
+        "SELECT user_id, until FROM sanctions WHERE community_id = $1 AND kind = 'shadow_ban'"
+        " AND (until IS NULL OR until > now())",
+        community_id,
+    )
+    return {r["user_id"]: r["until"] for r in rows}
+
+
 async def _log(conn: asyncpg.Connection, community_id: str, entry: LogEntry) -> None:
     await conn.execute(
         "INSERT INTO mod_log (community_id, actor_id, actor_name, action, target, reason)"

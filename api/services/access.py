@@ -19,6 +19,7 @@ from typing import Any
 from api.lasting_cache import LastingCache
 from api.security import Principal
 from domain.access import ANONYMOUS, Standing, check_read
+from domain.errors import NotFound
 from stores import moderation
 from stores.cache_notices import Notice
 from stores.communities import CommunityRow, CommunityStore
@@ -28,9 +29,16 @@ STANDING_ENTRIES = 100_000
 NOTICED_TTL = 60.0
 
 
-def _seconds_left(standing: Standing) -> float:
-    ends = standing.changes_at()
+def _until(ends: datetime | None) -> float:
     return NOTICED_TTL if ends is None else (ends - datetime.now(UTC)).total_seconds()
+
+
+def _seconds_left(standing: Standing) -> float:
+    return _until(standing.changes_at())
+
+
+def _first_to_end(bans: Mapping[str, datetime | None]) -> float:
+    return _until(min((u for u in bans.values() if u is not None), default=None))
 
 
 class Access:
@@ -42,17 +50,24 @@ class Access:
         self._standings: LastingCache[tuple[str, str], Standing] = LastingCache(
             0.0, entries=STANDING_ENTRIES, ttl_of=_seconds_left
         )
+        # community -> its shadow-banned users (and until when): what lists hide
+        self._shadow_bans: LastingCache[str, Mapping[str, datetime | None]] = LastingCache(
+            0.0, entries=CACHE_ENTRIES, ttl_of=_first_to_end
+        )
 
     def notices_flowing(self, flowing: bool) -> None:
         """Change notices started or stopped: what was read before may be stale."""
         self._by_id.ttl = self._by_name.ttl = NOTICED_TTL if flowing else self.ttl
-        self._standings.ttl = NOTICED_TTL if flowing else 0.0
-        for cache in (self._by_id, self._by_name, self._standings):
-            cache.expire_all()
+        self._standings.ttl = self._shadow_bans.ttl = NOTICED_TTL if flowing else 0.0
+        self._by_id.expire_all()
+        self._by_name.expire_all()
+        self._standings.expire_all()
+        self._shadow_bans.expire_all()
 
     def noticed(self, notice: Notice) -> None:
         if notice.kind == "standing" and notice.community_id and notice.user_id:
             self._standings.forget((notice.community_id, notice.user_id))
+            self._shadow_bans.forget(notice.community_id)
         elif notice.kind == "community" and notice.community_id:
             self._by_id.forget(notice.community_id)
             self._by_name.expire_all()  # names are keys too; renames are rare
@@ -78,6 +93,13 @@ class Access:
             (community_id, user_id), lambda: self.communities.standing(community_id, user_id)
         )
 
+    async def shadow_bans(self, community_id: str) -> Mapping[str, datetime | None]:
+        """The community's shadow-banned users (-> until when)."""
+        pool = self.communities.pool
+        return await self._shadow_bans.get(
+            community_id, lambda: moderation.shadow_bans(pool, community_id)
+        )
+
     async def readable(
         self, community: CommunityRow, principal: Principal | None, what: str, key: str
     ) -> Standing | None:
@@ -97,16 +119,25 @@ class Access:
         items and those of shadow-banned authors only for their author and moderators."""
         if not items:
             return []
+        readable: set[str] = set()
+        moderated: set[str] = set()
+        shadowed: dict[str, Mapping[str, datetime | None]] = {}
+        for community_id in sorted({str(i["community_id"]) for i in items}):
+            try:
+                community = await self.community(community_id)
+            except NotFound:
+                continue
+            standing = await self.standing(community_id, principal)
+            if community.visibility != "private" or standing.member:
+                readable.add(community_id)
+            if standing.moderator:
+                moderated.add(community_id)
+            shadowed[community_id] = await self.shadow_bans(community_id)
         viewer = principal.user_id if principal else None
-        ids = sorted({str(i["community_id"]) for i in items})
-        readable = await self.communities.readable_community_ids(viewer, ids)
-        moderated = await self.communities.moderated_community_ids(viewer, ids) if viewer else set()
-        pairs = sorted({(str(i["community_id"]), str(i["author_id"])) for i in items})
-        shadowed = await moderation.shadow_banned_in(self.communities.pool, pairs)
         shown = []
         for i in items:
-            community, author = str(i["community_id"]), str(i["author_id"])
-            privileged = author == viewer or community in moderated
-            hidden = bool(i.get("removed")) or (community, author) in shadowed
-            shown.append(community in readable and (privileged or not hidden))
+            where, author = str(i["community_id"]), str(i["author_id"])
+            privileged = author == viewer or where in moderated
+            hidden = bool(i.get("removed")) or author in shadowed.get(where, {})
+            shown.append(where in readable and (privileged or not hidden))
         return shown

@@ -23,7 +23,6 @@ from api.services.access import Access
 from domain.errors import ValidationFailed
 from domain.ids import new_id
 from domain.ranking import WINDOWS
-from stores import moderation
 from stores.communities import CommunityStore
 from stores.post_views import fill_missing, listing_item
 from stores.posts import RankedPostStore, decode_cursor, encode_cursor
@@ -207,10 +206,9 @@ class ListingService:
     ) -> list[str]:
         if moderator:
             return []
-        banned = await moderation.shadow_banned_users(self.communities.pool, community_id)
-        if principal is not None:
-            banned.discard(principal.user_id)
-        return sorted(banned)
+        banned = await self.access.shadow_bans(community_id)
+        viewer = principal.user_id if principal is not None else None
+        return sorted(u for u in banned if u != viewer)
 
     async def _subscribed(self, user_id: str) -> list[str]:
         now = time.monotonic()
