@@ -155,13 +155,35 @@ class LiveVotes:
         self._settle = client.register_script(script_source("settle_vote"))
 
     async def cast(
-        self, target_id: str, user_id: str, direction: int, charges: Sequence[Charge] = ()
+        self,
+        target_id: str,
+        user_id: str,
+        direction: int,
+        charges: Sequence[Charge] = (),
+        community_id: str = "",
+        hide_shadowed: bool = False,
     ) -> VoteOutcome:
-        """Take the request's rate-limit buckets and record the vote, in one Lua call."""
-        keys = [target_key(target_id), voters_key(target_id), unsettled_key(target_id)]
+        """Take the request's rate-limit buckets and record the vote, in one Lua call.
+        With `hide_shadowed`, a target by an author shadow-banned in `community_id`
+        (other than the voter) is unknown (-1), as it is to every reader but its author
+        and the community's moderators."""
+        from stores.shadow import shadow_key  # stores.shadow builds on this module
+
+        keys = [
+            target_key(target_id),
+            voters_key(target_id),
+            unsettled_key(target_id),
+            shadow_key(community_id),
+        ]
         raw = await self._cast(
             keys=keys + rate_limits.charge_keys(charges),
-            args=[user_id, direction, len(charges), *rate_limits.charge_args(charges)],
+            args=[
+                user_id,
+                direction,
+                len(charges),
+                "1" if hide_shadowed else "0",
+                *rate_limits.charge_args(charges),
+            ],
         )
         status, prev, version, up, down, community, author = raw[:7]
         return VoteOutcome(

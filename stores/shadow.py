@@ -1,7 +1,8 @@
 """Redis read model of shadow-bans: `sb:{community}` is the set of users whose content
 in that community only they and the moderators see. Written by the content dataflow
 from `member.sanctioned` (the Postgres `sanctions` table is the source of truth, see
-`stores.moderation`); read inside the listing functions (`lua/listings.lua`).
+`stores.moderation`); read inside the listing functions (`lua/listings.lua`) and the
+vote script (`lua/cast_vote.lua`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import redis
 import redis.asyncio as aioredis
 
-from stores.redis_store import delete_matching, target_key
+from stores.redis_store import delete_matching
 
 
 def shadow_key(community_id: str) -> str:
@@ -45,21 +46,3 @@ async def hidden_comment_count(
         return 0
     counts = await client.hmget(author_counts_key(post_id), others)  # type: ignore[misc]
     return sum(int(c) for c in counts if c is not None)
-
-
-async def hidden_from(
-    client: aioredis.Redis, community_id: str, target_id: str, viewer_id: str
-) -> bool:
-    """Is the post or comment `target_id` by an author shadow-banned in its community
-    (other than `viewer_id`)? One round trip; a second only when the community has
-    shadow-bans at all."""
-    pipe = client.pipeline(transaction=False)
-    pipe.scard(shadow_key(community_id))
-    pipe.hget(target_key(target_id), "a")
-    count, author = await pipe.execute()
-    if not count or author is None:
-        return False
-    author_id = author.decode() if isinstance(author, bytes) else str(author)
-    if author_id == viewer_id:
-        return False
-    return bool(await client.sismember(shadow_key(community_id), author_id))  # type: ignore[misc]

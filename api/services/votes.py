@@ -17,7 +17,6 @@ from domain.lifecycle import is_archived
 from domain.rate_limits import Charge, Verdict
 from schemas.envelope import new_event
 from schemas.events import VoteCast
-from stores import shadow
 from stores.kafka import DeliveryPending, EventPublisher, run_to_completion
 from stores.redis_store import LiveVotes
 
@@ -48,21 +47,25 @@ class VoteService:
         community = await self.access.community(community_id)
         standing = await self.access.standing(community_id, principal)
         check_vote(community.visibility, standing, {"target_id": target})
-        if not standing.moderator and await shadow.hidden_from(
-            self.live.client, community_id, target, principal.user_id
-        ):
-            raise NotFound(f"{cmd.target_type} not found", {"target_id": target})
         if is_archived(target, self.archive_after):
             raise Archived("voting is closed on archived content", {"target_id": target})
         # The Redis change, its event and the undo or mark of a failed publish run to
         # the end even if the client goes away mid-request.
-        return await run_to_completion(self._apply(principal, cmd, charges))
+        hide = not standing.moderator  # shadow-banned authors' content: checked in the cast
+        return await run_to_completion(self._apply(principal, cmd, charges, community_id, hide))
 
     async def _apply(
-        self, principal: Principal, cmd: CastVote, charges: Sequence[Charge]
+        self,
+        principal: Principal,
+        cmd: CastVote,
+        charges: Sequence[Charge],
+        community_id: str,
+        hide_shadowed: bool,
     ) -> tuple[dict[str, Any], Verdict]:
         target = cmd.target_id
-        outcome = await self.live.cast(target, principal.user_id, cmd.direction, charges)
+        outcome = await self.live.cast(
+            target, principal.user_id, cmd.direction, charges, community_id, hide_shadowed
+        )
         if outcome.status == -2:
             raise RateLimited(outcome.limit)
         if outcome.status < 0:

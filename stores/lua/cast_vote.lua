@@ -4,9 +4,12 @@
 -- KEYS[2] voters hash uv:{id} (user -> direction)
 -- KEYS[3] unsettled hash uvu:{id} (user -> version of a change of that user whose
 --         event may not be on the log: its publish timed out or could not be undone)
--- KEYS[4..] the user's rate-limit buckets for this request (stores/rate_limits.py)
--- ARGV[1] user id, ARGV[2] direction (-1, 0, 1), ARGV[3] number of buckets, ARGV[4..]
---         their (count, window, cost) triples
+-- KEYS[4] the shadow-banned authors of the target's community (stores/shadow.py)
+-- KEYS[5..] the user's rate-limit buckets for this request (stores/rate_limits.py)
+-- ARGV[1] user id, ARGV[2] direction (-1, 0, 1), ARGV[3] number of buckets, ARGV[4]
+--         '1' when the voter may not see content of shadow-banned authors (not a
+--         moderator): such a target is unknown to them, ARGV[5..] the buckets'
+--         (count, window, cost) triples
 -- The script runs after stores/lua/token_bucket.lua (prepended when it is loaded): the
 -- buckets are taken first, in this same call, and a refused request changes nothing.
 -- Returns {status, previous, version, up, down, community, author, allowed, bucket,
@@ -20,12 +23,13 @@ local target = KEYS[1]
 local voters = KEYS[2]
 local user = ARGV[1]
 local dir = tonumber(ARGV[2])
-local limit = take_buckets(KEYS, ARGV, 4, 4, tonumber(ARGV[3] or '0'))
+local limit = take_buckets(KEYS, ARGV, 5, 5, tonumber(ARGV[3] or '0'))
 if limit[1] == 0 then
   return {-2, 0, 0, 0, 0, '', '', limit[1], limit[2], limit[3], limit[4], limit[5]}
 end
 local meta = redis.call('HMGET', target, 'c', 'a', 'up', 'dn', 'v')
-if not meta[1] then
+if not meta[1] or (ARGV[4] == '1' and meta[2] and meta[2] ~= user
+    and redis.call('SISMEMBER', KEYS[4], meta[2]) == 1) then
   return {-1, 0, 0, 0, 0, '', '', limit[1], limit[2], limit[3], limit[4], limit[5]}
 end
 local up = tonumber(meta[3] or '0')
