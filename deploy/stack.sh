@@ -13,10 +13,12 @@
 #   deploy/stack.sh start SERVICE   start one stopped service and wait until ready
 #   deploy/stack.sh createdb NAME   add a database owned by the platform role
 #
-# Ports (env): PG_PORT=55432 REDIS_PORT=56379 KAFKA_PORT=59092
-#   KAFKA_CONTROLLER_PORT=59093 CQL_PORT=59042 CASSANDRA_STORAGE_PORT=57000
-#   CASSANDRA_JMX_PORT=57199 S3_PORT=59000 S3_CONSOLE_PORT=59001 SMTP_PORT=51025
-#   MAILPIT_HTTP_PORT=58025 MEILI_PORT=57700
+# Ports (env): PG_PORT=25432 REDIS_PORT=26379 KAFKA_PORT=29092
+#   KAFKA_CONTROLLER_PORT=29093 CQL_PORT=29042 CASSANDRA_STORAGE_PORT=27000
+#   CASSANDRA_JMX_PORT=27199 S3_PORT=29000 S3_CONSOLE_PORT=29001 SMTP_PORT=21025
+#   MAILPIT_HTTP_PORT=28025 MEILI_PORT=27700
+#   All below Linux's ephemeral range (32768-60999): a server restarted while clients
+#   hold many connections must never find its port taken as some socket's local port.
 # MinIO and Mailpit are built once per machine with `go install` into
 #   ${AGORA_BIN_CACHE:-${XDG_CACHE_HOME:-~/.cache}/agora/bin}; MINIO_BIN / MAILPIT_BIN
 #   use a given binary instead.

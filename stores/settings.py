@@ -91,7 +91,7 @@ class Settings:
     duplicate_window_seconds: int = 24 * 3600
     spam_auto_shadow_ban: bool = True  # the spam dataflow shadow-bans low-trust accounts
     blocklist_dir: Path | None = None  # keywords.json and domains.json; default: bundled
-    meili_url: str = "http://127.0.0.1:57700"
+    meili_url: str = "http://127.0.0.1:27700"
     meili_master_key: str = field(default="", repr=False)
 
     def dsn(self, database: str) -> str:
@@ -138,15 +138,15 @@ def get_settings() -> Settings:
     age_default = "0" if development else None
     return Settings(
         pg_host=get("PG_HOST", "127.0.0.1"),
-        pg_port=int(get("PG_PORT", "55432")),
+        pg_port=int(get("PG_PORT", "25432")),
         pg_user=get("PG_USER", "platform"),
         pg_password=get("PG_PASSWORD"),
         identity_db=get("PG_IDENTITY_DB", "identity"),
         shard_dbs=tuple(get("PG_SHARD_DBS", "posts_shard_0,posts_shard_1").split(",")),
-        redis_url=get("REDIS_URL", "redis://127.0.0.1:56379/0"),
-        kafka_bootstrap=get("KAFKA_BOOTSTRAP", "127.0.0.1:59092"),
+        redis_url=get("REDIS_URL", "redis://127.0.0.1:26379/0"),
+        kafka_bootstrap=get("KAFKA_BOOTSTRAP", "127.0.0.1:29092"),
         cql_hosts=tuple(get("CQL_HOSTS", "127.0.0.1").split(",")),
-        cql_port=int(get("CQL_PORT", "59042")),
+        cql_port=int(get("CQL_PORT", "29042")),
         cql_keyspace=get("CQL_KEYSPACE", "platform"),
         jwt_secret=get("JWT_SECRET"),
         access_ttl_seconds=int(get("ACCESS_TTL_SECONDS", "900")),
@@ -183,7 +183,7 @@ def get_settings() -> Settings:
         duplicate_window_seconds=int(get("DUPLICATE_WINDOW_SECONDS", str(24 * 3600))),
         spam_auto_shadow_ban=get("SPAM_AUTO_SHADOW_BAN", "1").lower() not in ("0", "false", "off"),
         blocklist_dir=Path(d) if (d := get("BLOCKLIST_DIR", "")) else None,
-        meili_url=get("MEILI_URL", "http://127.0.0.1:57700"),
+        meili_url=get("MEILI_URL", "http://127.0.0.1:27700"),
         meili_master_key=get("MEILI_MASTER_KEY", ""),
     )
 

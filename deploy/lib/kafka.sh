@@ -3,8 +3,8 @@
 # Apache Kafka 4.x, one KRaft node (broker + controller), jars from Maven Central.
 # Sourced by deploy/stack.sh.
 
-KAFKA_PORT="${KAFKA_PORT:-59092}"
-KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-59093}"
+KAFKA_PORT="${KAFKA_PORT:-29092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-29093}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms512m -Xmx1g}"
 
 kafka_DIR="$STATE/kafka"                  # also the broker's cwd

@@ -6,8 +6,8 @@
 # $STATE/mailpit. Production points the SMTP_* settings at any relay.
 # Sourced by deploy/stack.sh.
 
-SMTP_PORT="${SMTP_PORT:-51025}"
-MAILPIT_HTTP_PORT="${MAILPIT_HTTP_PORT:-58025}"
+SMTP_PORT="${SMTP_PORT:-21025}"
+MAILPIT_HTTP_PORT="${MAILPIT_HTTP_PORT:-28025}"
 MAILPIT_MODULE="github.com/axllent/mailpit"
 MAILPIT_VERSION="${MAILPIT_VERSION:-v1.33.1}"
 

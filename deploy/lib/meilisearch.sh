@@ -7,7 +7,7 @@
 # source on machines without a registry that ships it), else the official release
 # downloaded once into $STATE/meilisearch/bin. Sourced by deploy/stack.sh.
 
-MEILI_PORT="${MEILI_PORT:-57700}"
+MEILI_PORT="${MEILI_PORT:-27700}"
 MEILI_VERSION="${MEILI_VERSION:-v1.50.0}"
 
 meilisearch_DIR="$STATE/meilisearch"

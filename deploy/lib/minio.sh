@@ -5,8 +5,8 @@
 # $STATE/minio/data. The platform talks to it with boto3 only, so AWS S3 or any
 # S3-compatible server works unchanged. Sourced by deploy/stack.sh.
 
-S3_PORT="${S3_PORT:-59000}"
-S3_CONSOLE_PORT="${S3_CONSOLE_PORT:-59001}"
+S3_PORT="${S3_PORT:-29000}"
+S3_CONSOLE_PORT="${S3_CONSOLE_PORT:-29001}"
 MINIO_MODULE="github.com/minio/minio"
 MINIO_VERSION="${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
 

@@ -3,7 +3,7 @@
 # PostgreSQL: one cluster under $STATE/pg, TCP on 127.0.0.1 with scram auth.
 # Sourced by deploy/stack.sh.
 
-PG_PORT="${PG_PORT:-55432}"
+PG_PORT="${PG_PORT:-25432}"
 PG_USER="${PG_USER:-platform}"
 PG_IDENTITY_DB="${PG_IDENTITY_DB:-identity}"
 PG_SHARD_DBS="${PG_SHARD_DBS:-posts_shard_0,posts_shard_1}"

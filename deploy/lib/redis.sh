@@ -3,7 +3,7 @@
 # Redis (Debian's redis-server): 127.0.0.1 only, append-only file in $STATE/redis.
 # Sourced by deploy/stack.sh.
 
-REDIS_PORT="${REDIS_PORT:-56379}"
+REDIS_PORT="${REDIS_PORT:-26379}"
 
 redis_DIR="$STATE/redis"
 redis_CONF="$redis_DIR/redis.conf"
