@@ -5,7 +5,10 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 PYTHON="${PYTHON:-python3}"
 cd "$REPO_ROOT"
 stamp=".state/.pip-$(sha256sum pyproject.toml | cut -c1-16)"
-if [ -f "$stamp" ] && "$PYTHON" -c 'import bytewax, sanic, asyncpg, confluent_kafka, pytest, supervisor' 2>/dev/null; then
+# The editable install must be this checkout's (another clone may have claimed it).
+installed="$(cd / && "$PYTHON" -c 'import stores, pathlib; print(pathlib.Path(stores.__file__).resolve().parent.parent)' 2>/dev/null || true)"
+if [ -f "$stamp" ] && [ "$installed" = "$REPO_ROOT" ] \
+  && "$PYTHON" -c 'import bytewax, sanic, asyncpg, confluent_kafka, pytest, supervisor' 2>/dev/null; then
   exit 0
 fi
 echo "[install] pip install -e '.[dev]'"
