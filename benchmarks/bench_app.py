@@ -7,6 +7,8 @@ benchmark compares read and write paths behind the same HTTP stack.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from types import ModuleType
 
 from sanic import Sanic
 from sanic.worker.loader import AppLoader
@@ -17,33 +19,40 @@ from stores.pg import create_pool
 from stores.settings import get_settings
 
 
-def create_app() -> Sanic:
-    app = create_platform_app("agora_bench")
-    app.blueprint(lemmy_baseline.bp)
+def with_baseline(name: str, baseline: ModuleType, pool_attr: str) -> Sanic:
+    """The platform's app plus a baseline module's routes (`bp`) and a pool on its
+    database (`BASELINE_DB`) as `app.ctx.<pool_attr>`, with the platform's pool
+    settings (no reset round trip per release)."""
+    app = create_platform_app(name)
+    app.blueprint(baseline.bp)
 
     @app.before_server_start
     async def connect(app: Sanic) -> None:
         settings = get_settings()
-        # the same pool settings as the platform's (no reset round trip per release)
-        app.ctx.lemmy = await create_pool(settings.dsn(lemmy_baseline.BASELINE_DB))
+        setattr(app.ctx, pool_attr, await create_pool(settings.dsn(baseline.BASELINE_DB)))
 
     @app.after_server_stop
     async def close(app: Sanic) -> None:
-        await app.ctx.lemmy.close()
+        await getattr(app.ctx, pool_attr).close()
 
     return app
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, default=8100)
+def serve(factory: Callable[[], Sanic], description: str | None, port: int) -> None:
+    """Serve a module-level app factory (workers re-create the app from it)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--port", type=int, default=port)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    loader = AppLoader(factory=create_app)
+    loader = AppLoader(factory=factory)
     app = loader.load()
     app.prepare(host="127.0.0.1", port=args.port, workers=args.workers, motd=False)
     Sanic.serve(primary=app, app_loader=loader)
 
 
+def create_app() -> Sanic:
+    return with_baseline("agora_bench", lemmy_baseline, "lemmy")
+
+
 if __name__ == "__main__":
-    main()
+    serve(create_app, __doc__, 8100)
