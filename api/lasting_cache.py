@@ -81,5 +81,10 @@ class LastingCache(Generic[K, V]):
         """Every entry read until now is read again on its next use."""
         self._valid_after = time.monotonic()
 
+    def peek(self, key: K) -> V | None:
+        """The value held for `key`, fresh or not, without loading."""
+        held = self._items.get(key)
+        return None if held is None else held[2]
+
     def forget(self, key: K) -> None:
         self._items.pop(key, None)

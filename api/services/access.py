@@ -69,8 +69,12 @@ class Access:
             self._standings.forget((notice.community_id, notice.user_id))
             self._shadow_bans.forget(notice.community_id)
         elif notice.kind == "community" and notice.community_id:
+            known = self._by_id.peek(notice.community_id)
             self._by_id.forget(notice.community_id)
-            self._by_name.expire_all()  # names are keys too; renames are rare
+            if known is not None:
+                self._by_name.forget(known.name.lower())
+            else:  # the name it is cached under is not known here
+                self._by_name.expire_all()
 
     async def community(self, community_id: str) -> CommunityRow:
         """NotFound for an unknown id."""

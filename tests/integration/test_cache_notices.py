@@ -66,11 +66,14 @@ async def test_every_writer_is_heard_and_only_its_entry_is_forgotten(settings, i
     gate = AccountGate(UserStore(identity, vault=None), require_verified_email=False)  # type: ignore[arg-type]
     heard: list[Notice] = []
     account_heard = asyncio.Event()
+    community_heard = asyncio.Event()
 
     def noticed(notice: Notice) -> None:
         heard.append(notice)
         if notice.kind == "account":
             account_heard.set()
+        if notice.kind == "community":
+            community_heard.set()
         access.noticed(notice)
         gate.noticed(notice)
 
@@ -114,5 +117,17 @@ async def test_every_writer_is_heard_and_only_its_entry_is_forgotten(settings, i
 
         # The bystander's entry was not forgotten: the same object is served.
         assert (await access.standing(community, reader_of(bystander))) is other
+
+        # A community's settings, cached under its id and its name, change for both.
+        row = await access.community(community)
+        assert (await access.community_named(row.name)).visibility == "public"
+        community_heard.clear()
+        await identity.execute(
+            "UPDATE communities SET visibility = 'private' WHERE community_id = $1", community
+        )
+        await asyncio.wait_for(community_heard.wait(), 10)
+        assert Notice("community", community_id=community) in heard
+        assert (await access.community(community)).visibility == "private"
+        assert (await access.community_named(row.name)).visibility == "private"
     finally:
         task.cancel()

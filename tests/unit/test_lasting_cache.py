@@ -85,3 +85,10 @@ def test_the_oldest_entries_leave_first() -> None:
         assert await cache.get(2, store.load) == 2
 
     asyncio.run(scenario())
+
+
+def test_peek_reads_without_loading() -> None:
+    cache = LastingCache[str, int](ttl=0.0)
+    assert cache.peek("k") is None
+    cache.put("k", 3)
+    assert cache.peek("k") == 3  # stale (ttl 0) but held
