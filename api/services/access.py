@@ -58,7 +58,10 @@ class Access:
     def notices_flowing(self, flowing: bool) -> None:
         """Change notices started or stopped: what was read before may be stale."""
         self._by_id.ttl = self._by_name.ttl = NOTICED_TTL if flowing else self.ttl
-        self._standings.ttl = self._shadow_bans.ttl = NOTICED_TTL if flowing else 0.0
+        # Standings stay read on every request: a notice arrives a few ms after its
+        # commit, and a ban must apply to the very next request (a client may send it
+        # sooner); the cache only serves them while Postgres is unreachable.
+        self._shadow_bans.ttl = NOTICED_TTL if flowing else 0.0
         self._by_id.expire_all()
         self._by_name.expire_all()
         self._standings.expire_all()
