@@ -13,8 +13,8 @@ off by default: the peer address counts)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from hashlib import sha256
 
 from sanic import HTTPResponse, Request, Sanic
@@ -37,17 +37,40 @@ UNLIMITED_ROUTES = frozenset(
 )
 
 
-@dataclass(frozen=True)
 class Client:
-    address_hash: str
-    loopback: bool
+    """A request's client, its address hashed on first use: most requests are limited
+    per user and never need the hash (or the loopback test, a development rule)."""
+
+    __slots__ = ("_address", "_hash", "_loopback", "_secret")
+
+    def __init__(self, address: str, secret: str) -> None:
+        self._address = address
+        self._secret = secret
+        self._hash: str | None = None
+        self._loopback: bool | None = None
+
+    @property
+    def address_hash(self) -> str:
+        if self._hash is None:
+            today = datetime.now(UTC).date()
+            self._hash = hash_client_address(self._address, self._secret, today)
+        return self._hash
+
+    @property
+    def loopback(self) -> bool:
+        if self._loopback is None:
+            self._loopback = is_loopback(self._address)
+        return self._loopback
 
 
 def ip_hash_secret(settings: Settings) -> str:
     """IP_HASH_SECRET, or one derived from the JWT secret when it is not set."""
-    if settings.ip_hash_secret:
-        return settings.ip_hash_secret
-    return sha256(f"client-address-salt:{settings.jwt_secret}".encode()).hexdigest()
+    return settings.ip_hash_secret or _derived_secret(settings.jwt_secret)
+
+
+@lru_cache(maxsize=4)
+def _derived_secret(jwt_secret: str) -> str:
+    return sha256(f"client-address-salt:{jwt_secret}".encode()).hexdigest()
 
 
 def configure_proxy(app: Sanic, settings: Settings) -> None:
@@ -68,11 +91,7 @@ def client_of(request: Request) -> Client:
     if cached is not None:
         return cached
     settings: Settings = request.app.ctx.platform.settings
-    address = request.remote_addr or request.ip or ""
-    client = Client(
-        hash_client_address(address, ip_hash_secret(settings), datetime.now(UTC).date()),
-        is_loopback(address),
-    )
+    client = Client(request.remote_addr or request.ip or "", ip_hash_secret(settings))
     request.ctx.client = client
     return client
 
@@ -106,8 +125,7 @@ def install(app: Sanic) -> None:
             request.method,
             route,
             user.user_id if user else None,
-            client.address_hash,
-            client.loopback,
+            client,
         )
         if ACTIONS.get((request.method.upper(), route)) in INLINE_ACTIONS:
             request.ctx.rate_charges = charges

@@ -14,6 +14,8 @@ import ipaddress
 import math
 from dataclasses import dataclass, replace
 from datetime import date
+from functools import lru_cache
+from typing import Protocol
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -115,12 +117,37 @@ def is_loopback(address: str) -> bool:
         return False
 
 
+@lru_cache(maxsize=8)
+def _day_salt(secret: str, day: date) -> bytes:
+    """Computed once a day per secret, not per request."""
+    return hmac.digest(secret.encode(), f"client-address:{day.isoformat()}".encode(), "sha256")
+
+
 def hash_client_address(address: str, secret: str, day: date) -> str:
     """The client address as the platform keeps it: HMAC-SHA256 under a salt derived
     from a secret and the UTC day, so yesterday's hashes cannot be linked to today's and
     the address itself is never stored."""
-    salt = hmac.new(secret.encode(), f"client-address:{day.isoformat()}".encode(), "sha256")
-    return hmac.new(salt.digest(), address.encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.new(_day_salt(secret, day), address.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+class ClientAddress(Protocol):
+    """What the limits need of a client: its hashed address and whether it is local.
+    Both are read only when a bucket of the request needs them (most signed-in
+    requests are limited per user and never hash the address)."""
+
+    @property
+    def address_hash(self) -> str: ...
+
+    @property
+    def loopback(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class HashedAddress:
+    """A client whose address was hashed already."""
+
+    address_hash: str
+    loopback: bool = False
 
 
 def request_charges(
@@ -128,41 +155,40 @@ def request_charges(
     method: str,
     route: str | None,
     user_id: str | None,
-    address_hash: str,
-    loopback: bool,
+    client: ClientAddress,
 ) -> list[Charge]:
     """The buckets a request takes from: its tier (anonymous by address, reads and
     writes; signed-in writes by user) and its action quota, if any."""
     if not config.enabled:
         return []
-    address_exempt = loopback and config.exempt_loopback
+    address_exempt = config.exempt_loopback and client.loopback
     write = method.upper() not in READ_METHODS
     charges: list[Charge] = []
     if user_id is None:
         if not address_exempt:
             tier = "anonymous_write" if write else "anonymous_read"
-            charges.append(Charge(config.limit(tier), address_hash))
+            charges.append(Charge(config.limit(tier), client.address_hash))
     elif write:
         charges.append(Charge(config.limit("user_write"), user_id))
     action = ACTIONS.get((method.upper(), route or ""))
     if action is not None:
         if action in IP_ACTIONS:
             if not address_exempt:
-                charges.append(Charge(config.limit(action), address_hash))
+                charges.append(Charge(config.limit(action), client.address_hash))
         elif user_id is not None:
             charges.append(Charge(config.limit(action), user_id))
     return charges
 
 
 def login_failure_charges(
-    config: RateLimitConfig, account: str, address_hash: str, loopback: bool
+    config: RateLimitConfig, account: str, client: ClientAddress
 ) -> list[Charge]:
     """Login failures count per account and per client address."""
     if not config.enabled:
         return []
     charges = [Charge(config.limit("login_failure_account"), account)]
-    if not (loopback and config.exempt_loopback):
-        charges.append(Charge(config.limit("login_failure_ip"), address_hash))
+    if not (config.exempt_loopback and client.loopback):
+        charges.append(Charge(config.limit("login_failure_ip"), client.address_hash))
     return charges
 
 

@@ -18,8 +18,7 @@ async def register(request: Request) -> HTTPResponse:
 @bp.post("/login")
 async def login(request: Request) -> HTTPResponse:
     cmd = parse(request, commands.Login)
-    client = client_of(request)
-    return json(await platform(request).auth.login(cmd, client.address_hash, client.loopback))
+    return json(await platform(request).auth.login(cmd, client_of(request)))
 
 
 @bp.post("/refresh")

@@ -19,12 +19,19 @@ from api.security import (
 from api.services.accounts import AccountService
 from domain.errors import RateLimited, Unauthorized
 from domain.ids import new_id
-from domain.rate_limits import RateLimitConfig, login_failure_charges
+from domain.rate_limits import (
+    ClientAddress,
+    HashedAddress,
+    RateLimitConfig,
+    login_failure_charges,
+)
 from schemas.envelope import new_event
 from schemas.events import UserRegistered
 from stores.rate_limits import RateLimiter
 from stores.refresh_tokens import RefreshTokenStore
 from stores.users import UserRow, UserStore
+
+NO_ADDRESS = HashedAddress("")  # callers outside HTTP: only the per-account bucket counts
 
 
 class AuthService:
@@ -60,15 +67,13 @@ class AuthService:
         await self.accounts.send_verification(user.user_id, str(cmd.email))
         return {"user_id": user.user_id, "username": user.username}
 
-    async def login(
-        self, cmd: Login, address_hash: str = "", loopback: bool = False
-    ) -> dict[str, Any]:
+    async def login(self, cmd: Login, client: ClientAddress = NO_ADDRESS) -> dict[str, Any]:
         user = await self.users.find_user_by_login(cmd.login)
         # Failures are counted per account and per client address: a token is taken
         # before the password is checked (an empty bucket answers 429 without checking
         # it, so timing tells nothing) and given back when the password is right.
         account = user.user_id if user else _unknown_account(cmd.login)
-        charges = login_failure_charges(self.limits, account, address_hash, loopback)
+        charges = login_failure_charges(self.limits, account, client)
         if self.limiter is not None and charges:
             verdict = await self.limiter.take(charges)
             if not verdict.allowed:

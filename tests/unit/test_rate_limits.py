@@ -7,6 +7,7 @@ import pytest
 from domain.rate_limits import (
     ACTIONS,
     DEFAULTS,
+    HashedAddress,
     Limit,
     RateLimitConfig,
     Verdict,
@@ -16,6 +17,9 @@ from domain.rate_limits import (
     parse_limit,
     request_charges,
 )
+
+LOCAL = HashedAddress("h", loopback=True)
+REMOTE = HashedAddress("h")
 
 
 def names(charges) -> list[tuple[str, str]]:
@@ -55,15 +59,15 @@ def test_parse_and_override() -> None:
 def test_tiers_and_actions() -> None:
     config = RateLimitConfig()
     post_route = "api/v1/communities/<name:str>/posts"
-    assert names(request_charges(config, "GET", "api/v1/feed", None, "h", False)) == [
+    assert names(request_charges(config, "GET", "api/v1/feed", None, REMOTE)) == [
         ("anonymous_read", "h")
     ]
-    assert request_charges(config, "GET", "api/v1/feed", "u1", "h", False) == []
-    assert names(request_charges(config, "POST", post_route, "u1", "h", False)) == [
+    assert request_charges(config, "GET", "api/v1/feed", "u1", REMOTE) == []
+    assert names(request_charges(config, "POST", post_route, "u1", REMOTE)) == [
         ("user_write", "u1"),
         ("post", "u1"),
     ]
-    assert names(request_charges(config, "POST", "api/v1/auth/register", None, "h", False)) == [
+    assert names(request_charges(config, "POST", "api/v1/auth/register", None, REMOTE)) == [
         ("anonymous_write", "h"),
         ("register", "h"),
     ]
@@ -71,22 +75,17 @@ def test_tiers_and_actions() -> None:
 
 def test_development_profile_exempts_loopback_only_from_address_limits() -> None:
     dev = RateLimitConfig(exempt_loopback=True)
-    assert request_charges(dev, "POST", "api/v1/auth/register", None, "h", True) == []
-    assert names(request_charges(dev, "POST", "api/v1/auth/register", None, "h", False)) == [
+    assert request_charges(dev, "POST", "api/v1/auth/register", None, LOCAL) == []
+    assert names(request_charges(dev, "POST", "api/v1/auth/register", None, REMOTE)) == [
         ("anonymous_write", "h"),
         ("register", "h"),
     ]
-    assert names(request_charges(dev, "PUT", "api/v1/votes", "u1", "h", True)) == [
+    assert names(request_charges(dev, "PUT", "api/v1/votes", "u1", LOCAL)) == [
         ("user_write", "u1"),
         ("vote", "u1"),
     ]
-    assert names(login_failure_charges(dev, "acct", "h", True)) == [
-        ("login_failure_account", "acct")
-    ]
-    assert (
-        request_charges(RateLimitConfig(enabled=False), "PUT", "api/v1/votes", "u", "h", False)
-        == []
-    )
+    assert names(login_failure_charges(dev, "acct", LOCAL)) == [("login_failure_account", "acct")]
+    assert request_charges(RateLimitConfig(enabled=False), "PUT", "api/v1/votes", "u", REMOTE) == []
 
 
 def test_address_hash_is_salted_and_rotates_daily() -> None:
