@@ -67,9 +67,11 @@ def seed_posts(base: str, count: int, prefix: str = "bench") -> Seed:
         post_ids.append(r.json()["post_id"])
     deadline = time.monotonic() + 60
     for post_id in post_ids:
-        while http.get(f"/posts/{post_id}").status_code != 200:
+        while (found := http.get(f"/posts/{post_id}")).status_code != 200:
             if time.monotonic() > deadline:
-                raise RuntimeError("posts were not materialised within 60 s")
+                raise RuntimeError(
+                    f"posts were not materialised within 60 s: {found.status_code} {found.text}"
+                )
             time.sleep(0.05)
     return Seed(name, post_ids, headers)
 
@@ -159,6 +161,21 @@ def ensure_baseline_db() -> None:
         ["bash", "deploy/stack.sh", "createdb", "bench_lemmy"],
         check=True,
         stdout=subprocess.DEVNULL,
+    )
+
+
+def paced(script: str, connections: int, rate: float) -> str:
+    """The wrk script with Poisson-spaced requests: each connection waits an exponential
+    time before each request, for about `rate` requests/s in all (less the latency), so
+    latency is measured below saturation instead of as queueing time."""
+    mean_ms = connections * 1000.0 / rate
+    return (
+        script
+        + f"""
+delay = function()
+  return math.floor(-math.log(1 - math.random()) * {mean_ms:.3f})
+end
+"""
     )
 
 

@@ -42,7 +42,7 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 from faker import Faker
 
 from benchmarks import search_baseline
-from benchmarks.common import percentile, run_wrk, start_process
+from benchmarks.common import WrkResult, paced, percentile, run_wrk, start_process
 from dataflows import search
 from dataflows.common import SourceItem
 from dataflows.guard import GuardedSink
@@ -54,6 +54,7 @@ from stores import search as store
 from stores.settings import Settings, get_settings
 
 PORT = 8110
+PACED_CONNECTIONS = 16
 
 
 def corpus(posts: int, communities: int) -> tuple[list[CommunityCreated], list[PostCreated]]:
@@ -166,18 +167,27 @@ end
 """
 
 
-def drive(route: str, words: list[str], seconds: int, connections: int) -> str:
+def drive(
+    route: str, words: list[str], seconds: int, connections: int, rate: float = 0.0
+) -> WrkResult:
+    """wrk over the queries: flat out, or paced at about `rate` requests/s."""
     from urllib.parse import quote
 
     paths = [f"{route}?q={quote(w)}" for w in words]
+    script = lua_paths(paths)
+    if rate:
+        script = paced(script, connections, rate)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(lua_paths(paths))
+        f.write(script)
     try:
-        result = run_wrk(f"http://127.0.0.1:{PORT}", f.name, seconds, connections)
+        return run_wrk(f"http://127.0.0.1:{PORT}", f.name, seconds, connections)
     finally:
         Path(f.name).unlink()
+
+
+def line(label: str, result: WrkResult) -> str:
     return (
-        f"{route:<22} {result.requests_per_second:8.0f} req/s  p50 {result.p50_ms:6.1f} ms"
+        f"{label:<34} {result.requests_per_second:8.0f} req/s  p50 {result.p50_ms:6.1f} ms"
         f"  p99 {result.p99_ms:7.1f} ms  non-2xx {result.non_2xx}/{result.requests}"
     )
 
@@ -280,8 +290,17 @@ def main() -> None:
             timeout=180,
         )
         try:
+            flat_out = {}
             for route in ("/api/v1/search", "/bench/search/ilike", "/bench/search/fts"):
-                print(drive(route, words, args.seconds, args.connections), flush=True)
+                flat_out[route] = drive(route, words, args.seconds, args.connections)
+                print(line(route, flat_out[route]), flush=True)
+            ours = flat_out["/api/v1/search"]
+            ratio = ours.requests_per_second / flat_out["/bench/search/ilike"].requests_per_second
+            print(f"/search vs ILIKE: {ratio:.1f}x the requests/s")
+            # Latency where a service runs: below saturation (flat out, it is queueing).
+            half = ours.requests_per_second / 2
+            calm = drive("/api/v1/search", words, args.seconds, PACED_CONNECTIONS, half)
+            print(line(f"/api/v1/search at ~{half:.0f} req/s", calm), flush=True)
             if args.fresh:
                 print(freshness(settings, args.fresh), flush=True)
         finally:

@@ -1,8 +1,9 @@
 """Rate-limit buckets in Redis: the one owner of the `rl:` key family and of the token
 bucket Lua (`lua/token_bucket.lua`).
 
-Keys: `rl:{limit name}:{subject}` hash (tk tokens, ts last refill), subject a user id, a
-hashed client address or a hashed login; each expires when it would be full again.
+Keys: `rl:{limit name}:{subject}`, a string: the time (s) at which the bucket will be full
+again (the GCRA form of a token bucket, see the Lua); subject a user id, a hashed client
+address or a hashed login; each expires when the bucket would be full again.
 """
 
 from __future__ import annotations
@@ -66,6 +67,16 @@ class RateLimiter:
         """Give back the token a request took (a login that turned out right)."""
         if charges:
             await self._take(keys=charge_keys(charges), args=charge_args(charges, cost=-1))
+
+
+async def tokens_left(client: aioredis.Redis, charge: Charge) -> float:
+    """How many tokens the charge's bucket holds now (operators, tests)."""
+    raw = await client.get(bucket_key(charge.limit.name, charge.subject))
+    if raw is None:
+        return float(charge.limit.count)
+    seconds, micros = await client.time()
+    behind = max(0.0, float(raw) - (seconds + micros / 1e6))
+    return charge.limit.count - behind * charge.limit.count / charge.limit.window
 
 
 def clear_buckets(client: redis.Redis) -> None:

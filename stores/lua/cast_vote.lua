@@ -23,7 +23,9 @@ local target = KEYS[1]
 local voters = KEYS[2]
 local user = ARGV[1]
 local dir = tonumber(ARGV[2])
-local limit = take_buckets(KEYS, ARGV, 5, 5, tonumber(ARGV[3] or '0'))
+local t = redis.call('TIME')
+local limit = take_buckets(KEYS, ARGV, 5, 5, tonumber(ARGV[3] or '0'),
+  tonumber(t[1]) + tonumber(t[2]) / 1000000)
 if limit[1] == 0 then
   return {-2, 0, 0, 0, 0, '', '', limit[1], limit[2], limit[3], limit[4], limit[5]}
 end
@@ -46,7 +48,6 @@ if prev == dir then
 end
 if prev == 1 then up = up - 1 elseif prev == -1 then dn = dn - 1 end
 if dir == 1 then up = up + 1 elseif dir == -1 then dn = dn + 1 end
-local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 if now <= v then now = v + 1 end
 if dir == 0 then

@@ -1,64 +1,68 @@
 -- Token buckets: take `cost` tokens from every bucket or from none, atomically.
 -- Owned by stores/rate_limits.py, which prepends this chunk to the scripts that take
--- buckets in the same call as their own work (cast_vote.lua) and runs it alone
--- (take_buckets.lua) for every other request.
--- A bucket `rl:{limit}:{subject}` is a hash {tk tokens, ts last refill (s)}; it holds
--- at most `count` tokens and refills count/window per second. It expires when it
--- would be full again, so idle buckets cost nothing.
--- take_buckets(keys, argv, k, a, n): buckets keys[k .. k+n-1], each with the triple
--- argv[a + 3i .. a + 3i + 2] = count, window seconds, cost (a negative cost gives
--- tokens back, at most up to count).
+-- buckets in the same call as their own work (cast_vote.lua) and runs it alone for
+-- every other request.
+-- A bucket of `count` tokens refilled evenly over `window` seconds is kept in its GCRA
+-- form: one string `rl:{limit}:{subject}`, the time (s) at which the bucket will be full
+-- again; absent or past means full. With `per` = window / count seconds a token, it holds
+-- count - (full_at - now) / per tokens, and taking `cost` tokens moves full_at to
+-- max(full_at, now) + cost * per, which is allowed while that stays within `window` of
+-- now. One MGET reads every bucket and one SET (with its expiry: the key lives until the
+-- bucket is full) writes each, so a request's buckets cost few calls.
+-- take_buckets(keys, argv, k, a, n[, now]): buckets keys[k .. k+n-1], each with the
+-- triple argv[a + 3i .. a + 3i + 2] = count, window seconds, cost (a negative cost gives
+-- tokens back, at most up to full); `now` in seconds, else read from TIME.
 -- Returns {allowed 1|0, index (1-based) of the tightest bucket, remaining, reset s,
 -- retry-after s}: the tightest is the one with the fewest tokens left when allowed, the
 -- one that must wait longest when refused.
-local function take_buckets(keys, argv, k, a, n)
+local function take_buckets(keys, argv, k, a, n, now)
   if n == 0 then
     return {1, 0, 0, 0, 0}
   end
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  end
+  local names = {}
+  for i = 1, n do names[i] = keys[k + i - 1] end
+  local held = redis.call('MGET', unpack(names))
   local state = {}
   local allowed = 1
-  for i = 0, n - 1 do
-    local count = tonumber(argv[a + 3 * i])
-    local window = tonumber(argv[a + 3 * i + 1])
-    local cost = tonumber(argv[a + 3 * i + 2])
-    local rate = count / window
-    local held = redis.call('HMGET', keys[k + i], 'tk', 'ts')
-    local tokens = count
-    if held[1] then
-      local elapsed = now - tonumber(held[2])
-      if elapsed < 0 then elapsed = 0 end
-      tokens = math.min(count, tonumber(held[1]) + elapsed * rate)
-    end
-    state[i + 1] = {count, window, cost, rate, tokens}
-    if cost > 0 and tokens < cost then allowed = 0 end
+  for i = 1, n do
+    local j = a + 3 * (i - 1)
+    local count, window, cost = tonumber(argv[j]), tonumber(argv[j + 1]), tonumber(argv[j + 2])
+    local per = window / count
+    local full_at = tonumber(held[i] or '') or now
+    if full_at < now then full_at = now end
+    local after = full_at + cost * per
+    if after < now then after = now end
+    state[i] = {count, window, per, full_at, after}
+    if cost > 0 and after - now > window + per * 1e-6 then allowed = 0 end
   end
   local best, best_remaining, best_wait = 0, math.huge, -1
   for i = 1, n do
     local s = state[i]
-    local count, cost, rate, tokens = s[1], s[3], s[4], s[5]
+    local count, window, per, full_at, after = s[1], s[2], s[3], s[4], s[5]
     if allowed == 1 then
-      local left = math.min(count, tokens - cost)
-      redis.call('HSET', keys[k + i - 1], 'tk', left, 'ts', now)
-      local full = (count - left) / rate
-      redis.call('PEXPIRE', keys[k + i - 1], math.max(1, math.ceil(full * 1000)))
+      local left = (window - (after - now)) / per
+      redis.call('SET', names[i], string.format('%.6f', after),
+        'PX', math.max(1, math.ceil((after - now) * 1000)))
       s[6] = left
-      s[7] = full
-      if left < best_remaining or (left == best_remaining and full > best_wait) then
-        best, best_remaining, best_wait = i, left, full
+      s[7] = after - now
+      if left < best_remaining or (left == best_remaining and s[7] > best_wait) then
+        best, best_remaining, best_wait = i, left, s[7]
       end
-    elseif tokens < cost then
-      local wait = (cost - tokens) / rate
-      s[6] = tokens
-      s[7] = (count - tokens) / rate
+    elseif after - now > window + per * 1e-6 then
+      local wait = after - now - window
+      s[6] = count - (full_at - now) / per
+      s[7] = full_at - now
       if wait > best_wait then
-        best, best_remaining, best_wait = i, tokens, wait
+        best, best_remaining, best_wait = i, s[6], wait
       end
     end
   end
   local s = state[best]
   local retry = 0
   if allowed == 0 then retry = math.ceil(best_wait) end
-  return {allowed, best, math.floor(s[6]), math.ceil(s[7]), retry}
+  return {allowed, best, math.floor(s[6] + 1e-6), math.ceil(s[7] - 1e-6), retry}
 end

@@ -247,7 +247,7 @@ def test_no_raw_address_is_kept(limited: Limited, settings, platform) -> None:
     assert any(k.startswith("rl:login_failure_ip:") for k in keys)
     assert not [k for k in keys if addr in k]
     for key in keys[:2000]:
-        held: dict[bytes, bytes] = client.hgetall(key)  # type: ignore[assignment]
-        assert addr.encode() not in b"".join(held.values())
+        held = client.dump(key) or b""  # the stored bytes, whatever the key's type
+        assert addr.encode() not in held  # type: ignore[operator]
     log = limited.api.log_path.read_text(errors="replace")
     assert "198.51.100" not in log
