@@ -75,6 +75,9 @@ POST_SETTINGS: dict[str, object] = {
     ],
     "typoTolerance": {"enabled": True},
     "pagination": {"maxTotalHits": MAX_TOTAL_HITS},
+    # Filters are used, facet search (value lookup within a facet) never: not building
+    # its database takes about a quarter off each indexing batch, which freshness waits on.
+    "facetSearch": False,
 }
 COMMUNITY_SETTINGS: dict[str, object] = {
     "searchableAttributes": ["name", "description"],
@@ -90,6 +93,7 @@ COMMUNITY_SETTINGS: dict[str, object] = {
         "member_count:desc",
     ],
     "typoTolerance": {"enabled": True},
+    "facetSearch": False,
 }
 SETTINGS_OF = {POSTS: POST_SETTINGS, COMMUNITIES: COMMUNITY_SETTINGS}
 PRIMARY_KEY = {POSTS: "post_id", COMMUNITIES: "community_id"}
