@@ -29,6 +29,7 @@ from benchmarks.common import (
     mint_tokens,
     run_wrk,
     start_bench_app,
+    start_process,
 )
 from benchmarks.cpu import CpuMeter
 from benchmarks.lemmy_baseline import BASELINE_DB, copy_posts, load_schema
@@ -41,8 +42,9 @@ from stores.ring import ShardRing
 from stores.settings import Settings, get_settings
 
 PORT = 8100
+UNCHECKED_PORT = 8101  # the same app with the governance checks taken out
 READERS = 40
-READERS = 40
+NO_CHECKS = "(platform, no checks)"
 
 
 def seed(base: str, settings: Settings, communities: int, posts: int, votes: int) -> dict:
@@ -185,7 +187,13 @@ def main() -> None:
     settings = get_settings()
     ensure_baseline_db()
     app = start_bench_app(PORT)
+    unchecked = start_process(
+        ["-m", "benchmarks.unchecked", "--port", str(UNCHECKED_PORT), "--workers", "2"],
+        f"http://127.0.0.1:{UNCHECKED_PORT}/readyz",
+        timeout=180,
+    )
     base = f"http://127.0.0.1:{PORT}"
+    bases = {False: base, True: f"http://127.0.0.1:{UNCHECKED_PORT}"}
     try:
         world = seed(base, settings, args.communities, args.posts, args.votes)
         wait(lambda: settled(base, world, settings))
@@ -206,6 +214,10 @@ def main() -> None:
             "home feed, hot (platform)": [("/api/v1/feed?sort=hot", t) for t in tokens],
             "home feed, hot (baseline)": [("/bench/lemmy/feed", t) for t in tokens],
         }
+        # The same platform routes from the app without the governance checks.
+        scenarios[f"community hot page {NO_CHECKS}"] = scenarios["community hot page (platform)"]
+        scenarios[f"home feed, hot {NO_CHECKS}"] = scenarios["home feed, hot (platform)"]
+        apps = {False: app.pid, True: unchecked.pid}
         results = {}
         cpu = {}
         meter = CpuMeter()
@@ -213,8 +225,9 @@ def main() -> None:
             for label, paths in scenarios.items():
                 script = Path(tmp) / "get.lua"
                 script.write_text(lua_rotating_get(paths))
-                meter.start({"bench app (API)": app.pid})
-                results[label] = run_wrk(base, str(script), args.seconds, args.connections)
+                bare = label.endswith(NO_CHECKS)
+                meter.start({"bench app (API)": apps[bare]})
+                results[label] = run_wrk(bases[bare], str(script), args.seconds, args.connections)
                 cpu[label] = read_cost(meter.stop(), results[label].requests)
         print(
             f"feed reads: {args.communities} communities x {args.posts} posts over "
@@ -236,6 +249,13 @@ def main() -> None:
             / results["home feed, hot (baseline)"].requests_per_second
         )
         print(f"  ratio platform/baseline: community page {page:.2f}x, home feed {feed:.2f}x")
+        for what in ("community hot page", "home feed, hot"):
+            with_checks = results[f"{what} (platform)"].requests_per_second
+            without = results[f"{what} {NO_CHECKS}"].requests_per_second
+            print(
+                f"  governance checks on the {what}: {(1 - with_checks / without) * 100:.1f}%"
+                f" fewer req/s ({with_checks:.0f} with, {without:.0f} without)"
+            )
         print("  CPU per request (us): app, Redis, Postgres, total")
         for label, (app_us, redis_us, pg_us) in cpu.items():
             print(
@@ -258,6 +278,7 @@ def main() -> None:
         )
     finally:
         app.terminate()
+        unchecked.terminate()
         app.wait(30)
 
 
