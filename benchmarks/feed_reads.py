@@ -1,12 +1,16 @@
 """Feed reads: the platform's ranked listings against a Lemmy-style baseline, same run.
 
     python -m benchmarks.feed_reads [--communities 10] [--posts 100] [--seconds 15]
+                                    [--check-rounds 4]
 
 Needs the local stack and the dataflows running (`bash deploy/up.sh`) and wrk.
 Starts one Sanic app (2 workers) serving both the platform's routes and the baseline's
 (`benchmarks/lemmy_baseline.py`: the same posts and tallies in Postgres with a stored
 hot_rank, a (community, hot_rank) index and ORDER BY hot_rank DESC LIMIT 25), then
-drives hot community pages and home feeds of a signed-in reader with wrk.
+drives hot community pages and home feeds of a signed-in reader with wrk. Then it
+measures what the governance checks cost: the same platform routes from a second app
+without them (`benchmarks/unchecked.py`), alternating with the first for
+`--check-rounds` rounds.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import argparse
 import asyncio
 import json
 import random
+import statistics
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +29,7 @@ import asyncpg
 import httpx
 
 from benchmarks.common import (
+    WrkResult,
     ensure_baseline_db,
     lua_rotating_get,
     mint_tokens,
@@ -44,7 +50,6 @@ from stores.settings import Settings, get_settings
 PORT = 8100
 UNCHECKED_PORT = 8101  # the same app with the governance checks taken out
 READERS = 40
-NO_CHECKS = "(platform, no checks)"
 
 
 def seed(base: str, settings: Settings, communities: int, posts: int, votes: int) -> dict:
@@ -183,6 +188,7 @@ def main() -> None:
     parser.add_argument("--votes", type=int, default=4000)
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--check-rounds", type=int, default=4)
     args = parser.parse_args()
     settings = get_settings()
     ensure_baseline_db()
@@ -214,21 +220,31 @@ def main() -> None:
             "home feed, hot (platform)": [("/api/v1/feed?sort=hot", t) for t in tokens],
             "home feed, hot (baseline)": [("/bench/lemmy/feed", t) for t in tokens],
         }
-        # The same platform routes from the app without the governance checks.
-        scenarios[f"community hot page {NO_CHECKS}"] = scenarios["community hot page (platform)"]
-        scenarios[f"home feed, hot {NO_CHECKS}"] = scenarios["home feed, hot (platform)"]
         apps = {False: app.pid, True: unchecked.pid}
         results = {}
         cpu = {}
+        checks: dict[tuple[str, bool], list[tuple[float, float]]] = {}
         meter = CpuMeter()
         with tempfile.TemporaryDirectory() as tmp:
-            for label, paths in scenarios.items():
-                script = Path(tmp) / "get.lua"
-                script.write_text(lua_rotating_get(paths))
-                bare = label.endswith(NO_CHECKS)
+            script = Path(tmp) / "get.lua"
+
+            def drive(label: str, bare: bool) -> tuple[WrkResult, tuple[float, float, float]]:
+                script.write_text(lua_rotating_get(scenarios[label]))
                 meter.start({"bench app (API)": apps[bare]})
-                results[label] = run_wrk(bases[bare], str(script), args.seconds, args.connections)
-                cpu[label] = read_cost(meter.stop(), results[label].requests)
+                result = run_wrk(bases[bare], str(script), args.seconds, args.connections)
+                return result, read_cost(meter.stop(), result.requests)
+
+            for label in scenarios:
+                results[label], cpu[label] = drive(label, False)
+            # The checks' cost: the same platform routes from the app without them,
+            # alternating with the checked app round by round (the machine drifts).
+            for round_ in range(args.check_rounds):
+                for what in ("community hot page", "home feed, hot"):
+                    for bare in (False, True) if round_ % 2 == 0 else (True, False):
+                        result, cost = drive(f"{what} (platform)", bare)
+                        checks.setdefault((what, bare), []).append(
+                            (result.requests_per_second, sum(cost))
+                        )
         print(
             f"feed reads: {args.communities} communities x {args.posts} posts over "
             f"{len(shards)} shards, {READERS} signed-in readers each following "
@@ -250,11 +266,16 @@ def main() -> None:
         )
         print(f"  ratio platform/baseline: community page {page:.2f}x, home feed {feed:.2f}x")
         for what in ("community hot page", "home feed, hot"):
-            with_checks = results[f"{what} (platform)"].requests_per_second
-            without = results[f"{what} {NO_CHECKS}"].requests_per_second
+            if not checks:
+                break
+            on, off = (checks[(what, bare)] for bare in (False, True))
+            rps_on, rps_off = (statistics.median(r for r, _ in runs) for runs in (on, off))
+            cpu_on, cpu_off = (statistics.median(c for _, c in runs) for runs in (on, off))
             print(
-                f"  governance checks on the {what}: {(1 - with_checks / without) * 100:.1f}%"
-                f" fewer req/s ({with_checks:.0f} with, {without:.0f} without)"
+                f"  governance checks, {what} ({args.check_rounds} alternating rounds, "
+                f"medians): {rps_on:.0f} req/s with, {rps_off:.0f} without "
+                f"({(1 - rps_on / rps_off) * 100:+.1f}% fewer); CPU {cpu_on:.0f} vs "
+                f"{cpu_off:.0f} us per request ({(cpu_on / cpu_off - 1) * 100:+.1f}%)"
             )
         print("  CPU per request (us): app, Redis, Postgres, total")
         for label, (app_us, redis_us, pg_us) in cpu.items():
