@@ -46,3 +46,23 @@ def test_all_or_nothing_and_refund(settings, stack) -> None:
         await client.aclose()
 
     asyncio.run(run())
+
+
+def test_remaining_and_retry_after_follow_the_quota(settings, stack) -> None:
+    async def run() -> None:
+        client = async_client(settings.redis_url)
+        limiter = RateLimiter(client)
+        charge = [Charge(Limit("report", 4, 3600), new_id())]
+        remaining = [(await limiter.take(charge)).remaining for _ in range(4)]
+        assert remaining == [3, 2, 1, 0]
+        refused = await limiter.take(charge)
+        # one token comes back every 3600 / 4 s
+        assert not refused.allowed and 899 <= refused.retry_after <= 900
+        assert 3599 <= refused.reset <= 3600
+        assert -0.01 < await tokens_left(client, charge[0]) < 0.01
+        await limiter.refund(charge)
+        assert 0.99 < await tokens_left(client, charge[0]) < 1.01
+        assert (await limiter.take(charge)).allowed
+        await client.aclose()
+
+    asyncio.run(run())
