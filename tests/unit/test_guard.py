@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 import redis
-from cassandra import InvalidRequest, OperationTimedOut  # type: ignore[attr-defined]
+from cassandra import InvalidRequest, OperationTimedOut
 from cassandra.cluster import NoHostAvailable
 
 from dataflows.guard import Backoff, Fault, GuardedPartition, Origin, Traced, classify
