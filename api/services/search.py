@@ -1,14 +1,13 @@
 """Search: `GET /search` and community autocomplete over the Meilisearch indexes.
 
-A request costs one Meilisearch call; the caller's memberships (the private
-communities they are in, the ones they moderate) come from a per-process cache that
-lives `SCOPE_CACHE_SECONDS`, so a join shows in search within that time.
+A request costs one Meilisearch call plus, for a signed-in caller, one indexed
+Postgres read of their memberships (the private communities they are in, the ones
+they moderate). It is read on every request, not cached: a join, an approval or a
+new community shows in the caller's next search, on every API process.
 """
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,8 +18,6 @@ from domain.search import ANONYMOUS, Scope, Sort
 from stores.communities import CommunityRow, CommunityStore
 from stores.search import COMMUNITIES, POSTS, SearchIndex
 
-SCOPE_CACHE_SECONDS = 2.0
-SCOPE_CACHE_ENTRIES = 10_000
 RETRIEVED = ["post_id", "title", "community", "author", "score", "created_at"]
 
 
@@ -34,22 +31,12 @@ class SearchService:
     def __init__(self, index: SearchIndex, communities: CommunityStore) -> None:
         self.index = index
         self.communities = communities
-        self._scopes: OrderedDict[str, tuple[float, Scope]] = OrderedDict()
 
     async def scope(self, principal: Principal | None) -> Scope:
         if principal is None:
             return ANONYMOUS
-        now = time.monotonic()
-        cached = self._scopes.get(principal.user_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
         private, moderated = await self.communities.reader_scope(principal.user_id)
-        scope = Scope(principal.user_id, tuple(private), tuple(moderated))
-        self._scopes[principal.user_id] = (now + SCOPE_CACHE_SECONDS, scope)
-        self._scopes.move_to_end(principal.user_id)
-        while len(self._scopes) > SCOPE_CACHE_ENTRIES:
-            self._scopes.popitem(last=False)
-        return scope
+        return Scope(principal.user_id, tuple(private), tuple(moderated))
 
     async def posts(
         self,

@@ -310,6 +310,28 @@ def test_private_communities_only_for_members_and_shadow_bans_only_for_the_autho
     assert len(found(client, owner, q="echidna", community=open_name)) == 1
 
 
+def test_a_new_member_finds_private_posts_in_their_very_next_search(client: Client) -> None:
+    owner, joiner = client.register("so"), client.register("sj")
+    name = f"closed{new_id()[-8:].lower()}"
+    r = client.http.post(
+        "/communities",
+        json={"name": name, "description": "d", "visibility": "private"},
+        headers=owner.headers,
+    )
+    assert r.status_code == 201, r.text
+    create_post(client, owner, name, "Quokka census", "q")
+    wait_found(client, one, owner, "owner sees it", q="quokka", community=name)
+    assert client.http.post(f"/communities/{name}/join", headers=joiner.headers).status_code == 202
+    assert found(client, joiner, q="quokka", community=name) == []  # asked, not yet approved
+    approved = client.http.post(
+        f"/communities/{name}/join-requests/{joiner.username}/approve", headers=owner.headers
+    )
+    assert approved.status_code == 200, approved.text
+    # no wait: the approval is read on the next request, by whichever API process
+    for _ in range(4):
+        assert len(found(client, joiner, q="quokka", community=name)) == 1
+
+
 def test_community_autocomplete_is_typo_tolerant(client: Client) -> None:
     owner = client.register("sa")
     name = f"pythonclub{new_id()[-6:].lower()}"
