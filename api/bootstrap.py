@@ -50,6 +50,7 @@ from stores.refresh_tokens import RefreshTokenStore
 from stores.saved_posts import SavedPosts
 from stores.search import SearchIndex
 from stores.settings import Settings
+from stores.standing_versions import StandingVersions
 from stores.users import UserStore
 
 
@@ -118,7 +119,11 @@ async def bootstrap(settings: Settings) -> Platform:
     media = MediaService(
         MediaStore(identity_pool), objects, settings.media_max_pixels, settings.media_concurrency
     )
-    access = Access(communities)
+    access = Access(
+        communities,
+        versions=StandingVersions(redis),  # bumped by every process, kept or not
+        keep_voting_standings=settings.keep_voting_standings,
+    )
     limiter = RateLimiter(redis)
     checks = PrePublishChecks(
         Blocklist.load(settings.blocklist_dir) if settings.blocklist_dir else Blocklist.load(),

@@ -2,6 +2,7 @@
 
     python -m benchmarks.votes_http [--base URL] [--seconds 20] [--connections 64]
     python -m benchmarks.votes_http --compare-limiter [--seconds 10] [--rounds 2]
+    python -m benchmarks.votes_http --compare-standings [--seconds 10] [--rounds 2]
 
 Needs the platform running (`bash deploy/up.sh`) and `wrk` (apt-get install wrk).
 wrk drives PUT /votes from many simulated users (minted tokens) over many posts;
@@ -14,6 +15,10 @@ API processes of its own on the running stack (dataflows must run to materialise
 seeded posts), one with the limiter on (limits of benchmarks/limits.env, high enough
 that no vote is refused) and one with RATE_LIMITS_ENABLED=0, and alternates wrk runs
 between them, so both see the same machine and the same Redis.
+
+`--compare-standings` does the same with voters' standings kept in the API processes
+(checked by version in the vote script) against KEEP_VOTING_STANDINGS=false (one
+Postgres read of the voter's standing per vote).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import json
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -123,18 +129,34 @@ def rank_probe(
         direction = 0 if direction == 1 else 1
 
 
-def compare_limiter(args: argparse.Namespace) -> None:
+@dataclass(frozen=True)
+class Comparison:
+    """Two API configurations told apart by one environment variable."""
+
+    what: str  # e.g. "limiter"
+    variable: str
+    on: str
+    off: str
+
+
+COMPARISONS = {
+    "limiter": Comparison("limiter", "RATE_LIMITS_ENABLED", "1", "0"),
+    "standings": Comparison("kept standings", "KEEP_VOTING_STANDINGS", "true", "false"),
+}
+
+
+def compare(args: argparse.Namespace, mode: Comparison) -> None:
     settings = get_settings()
     apis = {}
     procs = []
-    for label, enabled, port in (("on", "1", args.port), ("off", "0", args.port + 1)):
+    for label, value, port in (("on", mode.on, args.port), ("off", mode.off, args.port + 1)):
         base = f"http://127.0.0.1:{port}"
         procs.append(
             start_process(
                 ["-m", "api", "--port", str(port), "--workers", str(args.workers)],
                 f"{base}/readyz",
                 timeout=300,  # a busy machine takes minutes to import and fork
-                env={"RATE_LIMITS_ENABLED": enabled},
+                env={mode.variable: value},
             )
         )
         apis[label] = base
@@ -171,25 +193,28 @@ def compare_limiter(args: argparse.Namespace) -> None:
             proc.terminate()
             proc.wait(30)
     on, off = (sum(rates[k]) / len(rates[k]) for k in ("on", "off"))
+    what = mode.what
     print(
-        f"votes via HTTP, limiter on vs off: {args.rounds} alternating rounds of "
-        f"{args.seconds}s each, {args.connections} connections, {args.workers} API workers, "
-        f"{args.users} users, {args.posts} posts"
+        f"votes via HTTP, {what} on ({mode.variable}={mode.on}) vs off: {args.rounds} "
+        f"alternating rounds of {args.seconds}s each, {args.connections} connections, "
+        f"{args.workers} API workers, {args.users} users, {args.posts} posts"
     )
-    print(f"  limiter on : {on:.0f} votes/s (rounds {[round(r) for r in rates['on']]})")
-    print(f"  limiter off: {off:.0f} votes/s (rounds {[round(r) for r in rates['off']]})")
-    print(f"  cost       : {(1 - on / off) * 100:.1f}% fewer votes/s with the limiter on")
+    print(f"  {what} on : {on:.0f} votes/s (rounds {[round(r) for r in rates['on']]})")
+    print(f"  {what} off: {off:.0f} votes/s (rounds {[round(r) for r in rates['off']]})")
+    print(f"  change    : {(on / off - 1) * 100:+.1f}% votes/s with the {what} on")
     per_vote = {k: api_cpu[k] * 1e6 / max(api_votes[k], 1) for k in ("on", "off")}
     print(
-        f"  API CPU    : {per_vote['on']:.0f} us per vote on, {per_vote['off']:.0f} us off"
+        f"  API CPU   : {per_vote['on']:.0f} us per vote on, {per_vote['off']:.0f} us off"
         f" ({(per_vote['on'] / per_vote['off'] - 1) * 100:+.1f}%)"
     )
+    key = mode.variable.lower()
     print(
         json.dumps(
             {
-                "limiter_on_votes_per_second": round(on),
-                "limiter_off_votes_per_second": round(off),
-                "limiter_cost_percent": round((1 - on / off) * 100, 1),
+                "variable": mode.variable,
+                f"{key}_on_votes_per_second": round(on),
+                f"{key}_off_votes_per_second": round(off),
+                "votes_per_second_change_percent": round((on / off - 1) * 100, 1),
                 "api_cpu_us_per_vote_on": round(per_vote["on"]),
                 "api_cpu_us_per_vote_off": round(per_vote["off"]),
                 "non_2xx_on": refused["on"],
@@ -207,12 +232,13 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--posts", type=int, default=200)
     parser.add_argument("--compare-limiter", action="store_true")
+    parser.add_argument("--compare-standings", action="store_true")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--port", type=int, default=8130, help="first of two API ports")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    if args.compare_limiter:
-        compare_limiter(args)
+    if args.compare_limiter or args.compare_standings:
+        compare(args, COMPARISONS["limiter" if args.compare_limiter else "standings"])
         return
     settings = get_settings()
 

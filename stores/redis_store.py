@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 
 from domain.rate_limits import Charge, Verdict
 from stores import rate_limits
+from stores.standing_versions import versions_key
 
 LUA = Path(__file__).parent / "lua"
 
@@ -162,11 +163,14 @@ class LiveVotes:
         charges: Sequence[Charge] = (),
         community_id: str = "",
         hide_shadowed: bool = False,
+        standing_version: str = "*",
     ) -> VoteOutcome:
         """Take the request's rate-limit buckets and record the vote, in one Lua call.
         With `hide_shadowed`, a target by an author shadow-banned in `community_id`
         (other than the voter) is unknown (-1), as it is to every reader but its author
-        and the community's moderators."""
+        and the community's moderators. With a `standing_version` (see
+        stores/standing_versions.py) other than '*', a voter whose standing changed
+        since that version is answered -3 and nothing changes."""
         from stores.shadow import shadow_key  # stores.shadow builds on this module
 
         keys = [
@@ -174,6 +178,7 @@ class LiveVotes:
             voters_key(target_id),
             unsettled_key(target_id),
             shadow_key(community_id),
+            versions_key(community_id),
         ]
         raw = await self._cast(
             keys=keys + rate_limits.charge_keys(charges),
@@ -182,6 +187,7 @@ class LiveVotes:
                 direction,
                 len(charges),
                 "1" if hide_shadowed else "0",
+                standing_version,
                 *rate_limits.charge_args(charges),
             ],
         )

@@ -90,6 +90,9 @@ class Settings:
     comment_min_account_age_seconds: int = 3600
     duplicate_window_seconds: int = 24 * 3600
     spam_auto_shadow_ban: bool = True  # the spam dataflow shadow-bans low-trust accounts
+    # API processes keep voters' standings, checked by version in the vote script
+    # (api/services/access.py); off: one Postgres read per vote
+    keep_voting_standings: bool = True
     blocklist_dir: Path | None = None  # keywords.json and domains.json; default: bundled
     meili_url: str = "http://127.0.0.1:27700"
     meili_master_key: str = field(default="", repr=False)
@@ -182,6 +185,7 @@ def get_settings() -> Settings:
         ),
         duplicate_window_seconds=int(get("DUPLICATE_WINDOW_SECONDS", str(24 * 3600))),
         spam_auto_shadow_ban=get("SPAM_AUTO_SHADOW_BAN", "1").lower() not in ("0", "false", "off"),
+        keep_voting_standings=_flag(get("KEEP_VOTING_STANDINGS", "true")),
         blocklist_dir=Path(d) if (d := get("BLOCKLIST_DIR", "")) else None,
         meili_url=get("MEILI_URL", "http://127.0.0.1:27700"),
         meili_master_key=get("MEILI_MASTER_KEY", ""),

@@ -8,13 +8,20 @@ applies to the next request without a query per request; a standing also lives n
 longer than its first sanction. Without notices a community lives half a second and a
 standing is read on every request. While Postgres is unreachable both serve what this
 process last read (`LastingCache`): votes and reads go on through a restart.
+
+A voter's standing is the exception that is kept (`voting_standing`): with it the
+process keeps the standing's version from `stores.standing_versions`, read before the
+standing, and the vote script refuses a vote whose standing changed since (the vote
+is then checked again against a fresh read). So a ban applies to the very next vote,
+on every process, without a Postgres read per vote. Every change of a standing goes
+through `standing_changed`, which bumps that version once the change has committed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from api.lasting_cache import LastingCache
 from api.security import Principal
@@ -23,6 +30,11 @@ from domain.errors import NotFound
 from stores import moderation
 from stores.cache_notices import Notice
 from stores.communities import CommunityRow, CommunityStore
+from stores.kafka import run_to_completion
+from stores.standing_versions import StandingVersions
+
+T = TypeVar("T")
+UNCHECKED = "*"  # a standing version the vote script does not compare
 
 CACHE_ENTRIES = 10_000
 STANDING_ENTRIES = 100_000
@@ -37,14 +49,30 @@ def _seconds_left(standing: Standing) -> float:
     return _until(standing.changes_at())
 
 
+def _voting_seconds_left(held: tuple[Standing, str]) -> float:
+    return _seconds_left(held[0])
+
+
 def _first_to_end(bans: Mapping[str, datetime | None]) -> float:
     return _until(min((u for u in bans.values() if u is not None), default=None))
 
 
 class Access:
-    def __init__(self, communities: CommunityStore, ttl: float = 0.5) -> None:
+    def __init__(
+        self,
+        communities: CommunityStore,
+        ttl: float = 0.5,
+        versions: StandingVersions | None = None,
+        keep_voting_standings: bool = True,
+    ) -> None:
         self.communities = communities
         self.ttl = ttl
+        self.versions = versions
+        self.keep_voting_standings = keep_voting_standings
+        # (community, voter) -> (standing, its version): checked by the vote script
+        self._voting: LastingCache[tuple[str, str], tuple[Standing, str]] = LastingCache(
+            NOTICED_TTL, entries=STANDING_ENTRIES, ttl_of=_voting_seconds_left
+        )
         self._by_id: LastingCache[str, CommunityRow] = LastingCache(ttl, entries=CACHE_ENTRIES)
         self._by_name: LastingCache[str, CommunityRow] = LastingCache(ttl, entries=CACHE_ENTRIES)
         self._standings: LastingCache[tuple[str, str], Standing] = LastingCache(
@@ -69,8 +97,7 @@ class Access:
 
     def noticed(self, notice: Notice) -> None:
         if notice.kind == "standing" and notice.community_id and notice.user_id:
-            self._standings.forget((notice.community_id, notice.user_id))
-            self._shadow_bans.forget(notice.community_id)
+            self._forget_standing(notice.community_id, notice.user_id)
         elif notice.kind == "community" and notice.community_id:
             known = self._by_id.peek(notice.community_id)
             self._by_id.forget(notice.community_id)
@@ -99,6 +126,44 @@ class Access:
         return await self._standings.get(
             (community_id, user_id), lambda: self.communities.standing(community_id, user_id)
         )
+
+    async def voting_standing(
+        self, community_id: str, principal: Principal
+    ) -> tuple[Standing, str]:
+        """The voter's standing and the version to check the vote against (`UNCHECKED`
+        when standings are not kept: then the standing is read now)."""
+        user_id = principal.user_id
+        if self.versions is None or not self.keep_voting_standings:
+            return await self.standing(community_id, principal), UNCHECKED
+        versions = self.versions
+
+        async def load() -> tuple[Standing, str]:
+            version = await versions.read(community_id, user_id)  # first: see the module
+            return await self.communities.standing(community_id, user_id), version
+
+        return await self._voting.get((community_id, user_id), load)
+
+    def forget_voting_standing(self, community_id: str, user_id: str) -> None:
+        self._voting.forget((community_id, user_id))
+
+    async def standing_changed(self, community_id: str, user_id: str, change: Awaitable[T]) -> T:
+        """Run `change` (a write of the user's standing that commits when it returns),
+        then bump the standing's version before the caller answers; both run to the end
+        even if the client goes away."""
+
+        async def whole() -> T:
+            done = await change
+            if self.versions is not None:
+                await self.versions.bump(community_id, user_id)
+            self._forget_standing(community_id, user_id)
+            return done
+
+        return await run_to_completion(whole())
+
+    def _forget_standing(self, community_id: str, user_id: str) -> None:
+        self._standings.forget((community_id, user_id))
+        self._voting.forget((community_id, user_id))
+        self._shadow_bans.forget(community_id)
 
     async def shadow_bans(self, community_id: str) -> Mapping[str, datetime | None]:
         """The community's shadow-banned users (-> until when)."""

@@ -114,14 +114,23 @@ class CommunityService:
         """(status, body): joining a private community is a request (202 pending)."""
         community = await self.communities.get_community(name)
         if join and community.visibility == "private":
-            if await self.communities.request_to_join(community.community_id, principal.user_id):
+            asked = await self.access.standing_changed(
+                community.community_id,
+                principal.user_id,
+                self.communities.request_to_join(community.community_id, principal.user_id),
+            )
+            if asked:
                 return 202, {"status": "pending"}
             return 200, {"member_count": community.member_count, "status": "member"}
-        count = await self.communities.change_membership(
+        count = await self.access.standing_changed(
             community.community_id,
             principal.user_id,
-            join,
-            self._membership_event(community.community_id, principal.user_id, join),
+            self.communities.change_membership(
+                community.community_id,
+                principal.user_id,
+                join,
+                self._membership_event(community.community_id, principal.user_id, join),
+            ),
         )
         return 200, {"member_count": count}
 
@@ -147,18 +156,26 @@ class CommunityService:
     ) -> dict[str, Any]:
         community = await self._moderated(principal, name)
         user = await self._user(username)
-        count = await self.communities.answer_join_request(
+        count = await self.access.standing_changed(
             community.community_id,
             user.user_id,
-            approve,
-            self._membership_event(community.community_id, user.user_id, True),
+            self.communities.answer_join_request(
+                community.community_id,
+                user.user_id,
+                approve,
+                self._membership_event(community.community_id, user.user_id, True),
+            ),
         )
         return {"username": user.username, "approved": approve, "member_count": count}
 
     async def approve_user(self, principal: Principal, name: str, username: str) -> dict[str, Any]:
         community = await self._moderated(principal, name)
         user = await self._user(username)
-        await self.communities.approve_user(community.community_id, user.user_id, principal.user_id)
+        await self.access.standing_changed(
+            community.community_id,
+            user.user_id,
+            self.communities.approve_user(community.community_id, user.user_id, principal.user_id),
+        )
         return {"username": user.username, "approved": True}
 
     async def moderators(self, principal: Principal | None, name: str) -> dict[str, Any]:
@@ -174,10 +191,14 @@ class CommunityService:
         standing = await self.access.standing(community.community_id, principal)
         check_owner(community.visibility, standing, {"community": community.name})
         user = await self._user(username)
-        await self.communities.set_moderator(
+        await self.access.standing_changed(
             community.community_id,
             user.user_id,
-            moderator,
-            self._membership_event(community.community_id, user.user_id, True),
+            self.communities.set_moderator(
+                community.community_id,
+                user.user_id,
+                moderator,
+                self._membership_event(community.community_id, user.user_id, True),
+            ),
         )
         return {"username": user.username, "role": "moderator" if moderator else "member"}

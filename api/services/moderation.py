@@ -183,8 +183,12 @@ class ModerationService:
             key=community.community_id,
         )
         entry = LogEntry(principal.user_id, principal.username, kind, user.username, reason)
-        await moderation.sanction(
-            self.pool, community.community_id, user.user_id, base, until, lift, entry, event
+        await self.access.standing_changed(
+            community.community_id,
+            user.user_id,
+            moderation.sanction(
+                self.pool, community.community_id, user.user_id, base, until, lift, entry, event
+            ),
         )
         return {"username": user.username, "action": kind, "until": None if lift else until}
 

@@ -1,5 +1,9 @@
 """Votes: the user's state and live score change atomically in Redis, then the event is
-published (awaited). The votes dataflow, reading the log, owns the authoritative tally."""
+published (awaited). The votes dataflow, reading the log, owns the authoritative tally.
+
+The voter's standing comes from this process's memory; the Redis call that records the
+vote also checks that it has not changed since (`Access.voting_standing`), so a vote
+costs no Postgres read and a ban still stops the very next one."""
 
 from __future__ import annotations
 
@@ -19,6 +23,13 @@ from schemas.envelope import new_event
 from schemas.events import VoteCast
 from stores.kafka import DeliveryPending, EventPublisher, run_to_completion
 from stores.redis_store import LiveVotes
+
+STANDING_CHANGED = -3  # the vote script's answer when the voter's standing moved on
+STANDING_ATTEMPTS = 3
+
+
+class _StandingChanged(Exception):
+    """The voter's standing changed after it was read: the vote was not recorded."""
 
 
 class VoteService:
@@ -44,15 +55,22 @@ class VoteService:
             community_id = community_of_post(target)
         else:
             community_id = community_of_post(post_of_comment(target))
-        community = await self.access.community(community_id)
-        standing = await self.access.standing(community_id, principal)
-        check_vote(community.visibility, standing, {"target_id": target})
         if is_archived(target, self.archive_after):
             raise Archived("voting is closed on archived content", {"target_id": target})
-        # The Redis change, its event and the undo or mark of a failed publish run to
-        # the end even if the client goes away mid-request.
-        hide = not standing.moderator  # shadow-banned authors' content: checked in the cast
-        return await run_to_completion(self._apply(principal, cmd, charges, community_id, hide))
+        for _ in range(STANDING_ATTEMPTS):
+            community = await self.access.community(community_id)
+            standing, version = await self.access.voting_standing(community_id, principal)
+            check_vote(community.visibility, standing, {"target_id": target})
+            hide = not standing.moderator  # shadow-banned authors' content: checked in the cast
+            # The Redis change, its event and the undo or mark of a failed publish run
+            # to the end even if the client goes away mid-request.
+            try:
+                return await run_to_completion(
+                    self._apply(principal, cmd, charges, community_id, hide, version)
+                )
+            except _StandingChanged:  # nothing changed: check again against a fresh read
+                self.access.forget_voting_standing(community_id, principal.user_id)
+        raise Unavailable("the voter's standing keeps changing; try again", {"target_id": target})
 
     async def _apply(
         self,
@@ -61,11 +79,20 @@ class VoteService:
         charges: Sequence[Charge],
         community_id: str,
         hide_shadowed: bool,
+        standing_version: str,
     ) -> tuple[dict[str, Any], Verdict]:
         target = cmd.target_id
         outcome = await self.live.cast(
-            target, principal.user_id, cmd.direction, charges, community_id, hide_shadowed
+            target,
+            principal.user_id,
+            cmd.direction,
+            charges,
+            community_id,
+            hide_shadowed,
+            standing_version,
         )
+        if outcome.status == STANDING_CHANGED:
+            raise _StandingChanged
         if outcome.status == -2:
             raise RateLimited(outcome.limit)
         if outcome.status < 0:

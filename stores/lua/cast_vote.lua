@@ -5,26 +5,32 @@
 -- KEYS[3] unsettled hash uvu:{id} (user -> version of a change of that user whose
 --         event may not be on the log: its publish timed out or could not be undone)
 -- KEYS[4] the shadow-banned authors of the target's community (stores/shadow.py)
--- KEYS[5..] the user's rate-limit buckets for this request (stores/rate_limits.py)
+-- KEYS[5] the community's standing versions (stores/standing_versions.py)
+-- KEYS[6..] the user's rate-limit buckets for this request (stores/rate_limits.py)
 -- ARGV[1] user id, ARGV[2] direction (-1, 0, 1), ARGV[3] number of buckets, ARGV[4]
 --         '1' when the voter may not see content of shadow-banned authors (not a
---         moderator): such a target is unknown to them, ARGV[5..] the buckets'
---         (count, window, cost) triples
+--         moderator): such a target is unknown to them, ARGV[5] the version of the
+--         voter's standing the caller checked the vote against ('' never changed,
+--         '*' not checked), ARGV[6..] the buckets' (count, window, cost) triples
 -- The script runs after stores/lua/token_bucket.lua (prepended when it is loaded): the
 -- buckets are taken first, in this same call, and a refused request changes nothing.
 -- Returns {status, previous, version, up, down, community, author, allowed, bucket,
 -- remaining, reset, retry}; status 1 changed, 2 re-asserted (same direction, but the
 -- user's last change is unsettled: it gets a new version and event so the log surely
--- holds it), 0 unchanged (idempotent repeat), -1 unknown target, -2 rate limited; the
--- last five are take_buckets' answer.
+-- holds it), 0 unchanged (idempotent repeat), -1 unknown target, -2 rate limited, -3
+-- the voter's standing changed since the caller read it (nothing taken or changed: read
+-- it again and retry); the last five are take_buckets' answer.
 -- The version is max(previous version + 1, server time in microseconds): monotonic per
 -- target even if Redis loses its data, so the dataflow can order a user's changes.
 local target = KEYS[1]
 local voters = KEYS[2]
 local user = ARGV[1]
 local dir = tonumber(ARGV[2])
+if ARGV[5] ~= '*' and (redis.call('HGET', KEYS[5], user) or '') ~= ARGV[5] then
+  return {-3, 0, 0, 0, 0, '', '', 1, 0, 0, 0, 0}
+end
 local t = redis.call('TIME')
-local limit = take_buckets(KEYS, ARGV, 5, 5, tonumber(ARGV[3] or '0'),
+local limit = take_buckets(KEYS, ARGV, 6, 6, tonumber(ARGV[3] or '0'),
   tonumber(t[1]) + tonumber(t[2]) / 1000000)
 if limit[1] == 0 then
   return {-2, 0, 0, 0, 0, '', '', limit[1], limit[2], limit[3], limit[4], limit[5]}

@@ -294,6 +294,32 @@ def test_removal_ban_mute_lock_flair_reports_and_the_log(client: Client):
     assert log[-1]["actor"] == owner.username and log[-1]["reason"] == "off topic"
 
 
+def test_a_ban_stops_the_very_next_vote_on_every_api_process(client: Client):
+    """Voters' standings are kept in each API process's memory: the vote script's
+    version check, not a notice that may come later, must make a ban apply at once."""
+    owner, author, voter = (client.register(p) for p in ("vbo", "vba", "vbv"))
+    name = make_community(client, owner, "public")
+    post_id = submit(client, author, name, "vote on me")
+    for direction in (1, -1, 1, -1, 1, -1):  # every worker holds the voter's standing
+        assert client.vote(voter, post_id, direction).status_code == 200
+    assert mod(client, owner, name, "ban", username=voter.username).status_code == 200
+    for direction in (1, -1, 0, 1, -1, 0):
+        vote = client.vote(voter, post_id, direction)
+        assert vote.status_code == 403 and vote.json()["error"]["code"] == "banned", vote.text
+    assert mod(client, owner, name, "unban", username=voter.username).status_code == 200
+    for direction in (1, 0, -1, 0):
+        assert client.vote(voter, post_id, direction).status_code == 200
+    # made moderator: sees (and may vote on) a shadow-banned author's post at once
+    assert mod(client, owner, name, "shadow-ban", username=author.username).status_code == 200
+    wait_for(lambda: client.vote(voter, post_id, 1).status_code == 404, what="shadow-ban in Redis")
+    r = client.http.post(
+        f"/communities/{name}/moderators", json={"username": voter.username}, headers=owner.headers
+    )
+    assert r.status_code == 200, r.text
+    for direction in (1, 0, 1, -1):
+        assert client.vote(voter, post_id, direction).status_code == 200
+
+
 def test_shadow_ban_end_to_end(client: Client):
     owner, a, b = (client.register(p) for p in ("own", "aaa", "bbb"))
     name = make_community(client, owner, "public")
