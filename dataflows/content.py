@@ -62,9 +62,9 @@ from stores.posts import (
     upsert_posts,
 )
 from stores.redis_store import (
+    PipelinedScript,
     clear_target_markers,
     mark_target,
-    script_source,
     sync_client,
     target_key,
 )
@@ -277,7 +277,7 @@ class CountWriter:
     def __init__(self, shards: ShardConnections, redis: Redis) -> None:
         self.shards = shards
         self.redis = redis
-        self.set_max = redis.register_script(script_source("set_max_field"))
+        self.set_max = PipelinedScript(redis, "set_max_field")
 
     async def _rows(self, counts: list[CommentCount]) -> None:
         for shard, items in self.shards.group_by_shard(counts, lambda c: c.community_id).items():
@@ -293,13 +293,12 @@ class CountWriter:
         self.shards.run(self._rows(list(highest.values())))
         # Listings read the count beside the live score (`t:{post}` field cc); the
         # count never goes down, so the larger value wins.
-        pipe = self.redis.pipeline(transaction=False)
+        calls: list[tuple[list[str], list[str | int]]] = []
         for c in highest.values():
-            self.set_max(keys=[target_key(c.post_id)], args=["cc", c.count], client=pipe)
-            for author, count in c.authors:
-                key = shadow.author_counts_key(c.post_id)
-                self.set_max(keys=[key], args=[author, count], client=pipe)
-        pipe.execute()
+            calls.append(([target_key(c.post_id)], ["cc", c.count]))
+            key = shadow.author_counts_key(c.post_id)
+            calls.extend(([key], [author, count]) for author, count in c.authors)
+        self.set_max.run_all(calls)
 
     def close(self) -> None:
         self.shards.close()

@@ -36,7 +36,7 @@ from domain.lifecycle import evictable_at
 from schemas.events import DeadLetter, ScoreChanged
 from schemas.topics import SCORES
 from stores.karma import drop_cached_karma, truncate_karma, upsert_karma
-from stores.redis_store import karma_key, script_source, sync_client
+from stores.redis_store import PipelinedScript, karma_key, sync_client
 from stores.settings import Settings
 
 NAME = "karma"
@@ -137,7 +137,7 @@ class KarmaWriter:
         self.connections = connections
         self.identity_db = identity_db
         self.redis = redis
-        self.set_if_newer = redis.register_script(script_source("set_if_newer"))
+        self.set_if_newer = PipelinedScript(redis, "set_if_newer")
 
     async def _rows(self, rows: list[Karma]) -> None:
         conn = await self.connections.conn(self.identity_db)
@@ -146,14 +146,9 @@ class KarmaWriter:
     def write(self, batch: list[Karma]) -> None:
         rows = latest_per_author(batch)
         self.connections.run(self._rows(rows))
-        pipe = self.redis.pipeline(transaction=False)
-        for k in rows:
-            self.set_if_newer(
-                keys=[karma_key(k.user_id)],
-                args=[k.seq, "p", k.post, "c", k.comment],
-                client=pipe,
-            )
-        pipe.execute()
+        self.set_if_newer.run_all(
+            ([karma_key(k.user_id)], [k.seq, "p", k.post, "c", k.comment]) for k in rows
+        )
 
     def close(self) -> None:
         self.connections.close()

@@ -41,7 +41,7 @@ from schemas.topics import VOTES
 from stores import cql
 from stores.comments import SCORE_TABLES, CommentWriter
 from stores.posts import truncate_aggregates, upsert_aggregates
-from stores.redis_store import reset_live_scores, script_source, sync_client, target_key
+from stores.redis_store import PipelinedScript, reset_live_scores, sync_client, target_key
 from stores.settings import Settings
 
 NAME = "votes"
@@ -191,7 +191,7 @@ class TallyWriter:
         self.cluster = cluster
         self.comments = CommentWriter(session)
         self.redis = redis
-        self.reconcile = redis.register_script(script_source("reconcile_score"))
+        self.reconcile = PipelinedScript(redis, "reconcile_score")
 
     async def _rows(self, posts: list[TallyOut]) -> None:
         for shard, items in self.shards.group_by_shard(posts, lambda t: t.community_id).items():
@@ -205,14 +205,13 @@ class TallyWriter:
             self.shards.run(self._rows(posts))
         comments = [comment_score_row(t) for t in tallies if t.target_type == "comment"]
         self.comments.write_scores(row for row in comments if row is not None)
-        pipe = self.redis.pipeline(transaction=False)
-        for t in tallies:
-            self.reconcile(
-                keys=[target_key(t.target_id)],
-                args=[t.upvotes, t.downvotes, t.version, t.community_id, t.author_id],
-                client=pipe,
+        self.reconcile.run_all(
+            (
+                [target_key(t.target_id)],
+                [t.upvotes, t.downvotes, t.version, t.community_id, t.author_id],
             )
-        pipe.execute()
+            for t in tallies
+        )
 
     def close(self) -> None:
         self.shards.close()

@@ -283,16 +283,17 @@ class CommunityStore:
         """The user's role, approval, pending request and sanctions in force, now."""
         if user_id is None:
             return Standing()
-        async with self.pool.acquire() as conn:
-            row = await conn.fetchrow(
-                "SELECT (SELECT role FROM memberships WHERE community_id = $1 AND user_id = $2)"
-                " AS role, EXISTS (SELECT 1 FROM approved_users WHERE community_id = $1"
-                " AND user_id = $2) AS approved, EXISTS (SELECT 1 FROM join_requests"
-                " WHERE community_id = $1 AND user_id = $2) AS pending",
-                community_id,
-                user_id,
-            )
-            sanctions = await moderation.sanctions_in_force(conn, community_id, user_id)
+        # One statement, one round trip: a voter's first vote in a community reads it.
+        row = await self.pool.fetchrow(
+            "SELECT (SELECT role FROM memberships WHERE community_id = $1 AND user_id = $2)"
+            " AS role, EXISTS (SELECT 1 FROM approved_users WHERE community_id = $1"
+            " AND user_id = $2) AS approved, EXISTS (SELECT 1 FROM join_requests"
+            " WHERE community_id = $1 AND user_id = $2) AS pending,"
+            f" ARRAY (SELECT ROW(s.kind, s.until) FROM ({moderation.IN_FORCE}) s) AS sanctions",
+            community_id,
+            user_id,
+        )
+        sanctions: dict[str, datetime | None] = {kind: until for kind, until in row["sanctions"]}
         ban, mute = sanctions.get("ban"), sanctions.get("mute")
         return Standing(
             signed_in=True,

@@ -55,16 +55,19 @@ class QueueItem:
     evidence: Mapping[str, object] = field(default_factory=dict)
 
 
+# The sanctions in force now of user $2 in community $1 (kind, until): also a subquery
+# of the one-statement standing read in stores/communities.py.
+IN_FORCE = (
+    "SELECT kind, until FROM sanctions WHERE community_id = $1 AND user_id = $2"
+    " AND (until IS NULL OR until > now())"
+)
+
+
 async def sanctions_in_force(
     conn: asyncpg.Connection | asyncpg.Pool, community_id: str, user_id: str
 ) -> dict[str, datetime | None]:
     """kind -> until (None: permanent) of the user's sanctions in force now."""
-    rows = await conn.fetch(
-        "SELECT kind, until FROM sanctions WHERE community_id = $1 AND user_id = $2"
-        " AND (until IS NULL OR until > now())",
-        community_id,
-        user_id,
-    )
+    rows = await conn.fetch(IN_FORCE, community_id, user_id)
     return {r["kind"]: r["until"] for r in rows}
 
 
