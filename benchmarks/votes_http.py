@@ -1,6 +1,6 @@
 """Votes through the HTTP API: throughput, API latency and freshness under load.
 
-    python -m benchmarks.votes_http [--base URL] [--seconds 20] [--connections 64]
+    python -m benchmarks.votes_http [--base URL] [--seconds 20] [--connections 64] [--warmup 0]
     python -m benchmarks.votes_http --compare-limiter [--seconds 10] [--rounds 2]
     python -m benchmarks.votes_http --compare-standings [--seconds 10] [--rounds 2]
 
@@ -228,6 +228,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--base", default="http://127.0.0.1:8000")
     parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument(
+        "--warmup", type=int, default=0, help="seconds of unmeasured load first (warm caches)"
+    )
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--posts", type=int, default=200)
@@ -267,6 +270,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "votes.lua"
         script.write_text(vote_script(load_tokens, loaded))
+        if args.warmup > 0:  # every user's first votes (cold per-process caches) unmeasured
+            run_wrk(args.base, str(script), args.warmup, args.connections)
         for probe in probes:
             probe.start()
         meter = CpuMeter()
@@ -278,8 +283,8 @@ def main() -> None:
             probe.join()
 
     print(
-        f"votes via HTTP, {args.seconds}s, {args.connections} connections, "
-        f"{args.users} users, {args.posts} posts"
+        f"votes via HTTP, {args.seconds}s after {args.warmup}s of warm-up, "
+        f"{args.connections} connections, {args.users} users, {args.posts} posts"
     )
     print(
         f"  accepted votes/s : {result.requests_per_second:.0f} "
