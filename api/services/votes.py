@@ -55,12 +55,12 @@ class VoteService:
             community_id = community_of_post(target)
         else:
             community_id = community_of_post(post_of_comment(target))
-        if is_archived(target, self.archive_after):
-            raise Archived("voting is closed on archived content", {"target_id": target})
         for _ in range(STANDING_ATTEMPTS):
-            community = await self.access.community(community_id)
+            community = await self.access.community(community_id)  # existence first
             standing, version = await self.access.voting_standing(community_id, principal)
             check_vote(community.visibility, standing, {"target_id": target})
+            if is_archived(target, self.archive_after):
+                raise Archived("voting is closed on archived content", {"target_id": target})
             hide = not standing.moderator  # shadow-banned authors' content: checked in the cast
             # The Redis change, its event and the undo or mark of a failed publish run
             # to the end even if the client goes away mid-request.
