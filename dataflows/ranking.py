@@ -39,7 +39,7 @@ from schemas.events import (
 from schemas.topics import COMMUNITIES, MODERATION, POSTS, SCORES
 from stores import rankings
 from stores.posts import delete_ranks, truncate_ranks, upsert_ranks
-from stores.rankings import SET_LIMIT, load_library, pins_key, rank_key
+from stores.rankings import SET_LIMIT, load_library, pins_key, rank_key, write_pipelined
 from stores.redis_store import mark_hidden, sync_client
 from stores.settings import Settings
 
@@ -308,10 +308,12 @@ class RankWriter:
         for update in batch:  # in order: the last update of a post wins
             latest[update.post_id] = update
         self.shards.run(self._rows(list(latest.values())))
-        pipe = self.redis.pipeline(transaction=False)
-        for update in latest.values():
-            write_ranks(pipe, update)
-        pipe.execute()
+
+        def queue(pipe: object) -> None:
+            for update in latest.values():
+                write_ranks(pipe, update)
+
+        write_pipelined(self.redis, queue)
 
     def close(self) -> None:
         self.shards.close()

@@ -44,6 +44,7 @@ CHANNEL = "shard_placement"
 POLL_SECONDS = 0.5  # fallback when a NOTIFY is missed: the staleness bound of a view
 HEARTBEAT_SECONDS = 2.0  # an unchanged version is re-reported this often
 WRITER_LEASE_SECONDS = 5.0  # a writer never routes with a view unconfirmed for longer
+REFRESH_TIMEOUT_SECONDS = 15.0  # a refresh stuck this long is dropped with its connection
 OBSERVER_EXPIRY_SECONDS = 15.0  # observers silent for longer no longer hold a move back
 MISSING = "the shard placement tables are missing: run `agora migrate`"
 
@@ -444,21 +445,32 @@ class PlacementWatcher:
             self._view = view
 
     async def _run(self) -> None:
+        """Refresh until stopped. Nothing a refresh raises ends the loop (a watcher that
+        died would leave its writers unconfirmed for good), and a refresh that hangs on a
+        half-dead connection is abandoned after REFRESH_TIMEOUT_SECONDS."""
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
             self._wake.clear()
             try:
-                await self.refresh()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("placement refresh failed (%s); keeping version %s", exc, self._view)
+                await asyncio.wait_for(self.refresh(), REFRESH_TIMEOUT_SECONDS)
+            except Exception as exc:  # see the docstring; CancelledError still ends it
+                log.warning(
+                    "placement refresh failed (%s: %s); keeping version %s",
+                    type(exc).__name__,
+                    exc,
+                    self._view,
+                )
                 if self._conn is not None:
                     self._conn.terminate()
                 self._conn = None
 
 
-class PlacementUnavailable(RuntimeError):
-    """The placement could not be confirmed within the writer lease: do not write."""
+class PlacementUnavailable(ConnectionError):
+    """The placement could not be confirmed within the writer lease: do not write.
+
+    A connection fault, not a record's: the sink waits it out and writes the same batch.
+    """
 
 
 class ThreadedPlacement:

@@ -10,6 +10,7 @@ library): one round trip and no per-item work in Python.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +65,27 @@ def load_library(client: redis.Redis) -> None:
     client.function_load(library_source(), replace=True)
 
 
+def function_missing(exc: ResponseError) -> bool:
+    """A Redis that lost its functions: restarted without persistence, or flushed."""
+    return "function not found" in str(exc).lower()
+
+
+def write_pipelined(client: redis.Redis, queue: Callable[[Any], None]) -> None:
+    """Run the writes `queue` puts on a pipeline; if Redis lost the listing functions,
+    install them and run the writes once more (each is idempotent: the same scores
+    and set members again), instead of refusing every record of the batch."""
+    for attempt in (1, 2):
+        pipe = client.pipeline(transaction=False)
+        queue(pipe)
+        try:
+            pipe.execute()
+            return
+        except ResponseError as exc:
+            if attempt == 2 or not function_missing(exc):
+                raise
+            load_library(client)
+
+
 def store_pins(pipe: redis.Redis, community_id: str, post_ids: list[str]) -> None:
     """Queue the write of a community's pinned posts (the full list, oldest first)."""
     pipe.set(pins_key(community_id), orjson.dumps(post_ids))
@@ -96,7 +118,7 @@ class RankedListings:
         try:
             return await self.client.fcall(function, len(keys), *keys, *args)  # type: ignore[misc]
         except ResponseError as exc:  # a Redis that lost its functions (or never had them)
-            if "function not found" not in str(exc).lower():
+            if not function_missing(exc):
                 raise
             await self.load()
             return await self.client.fcall(function, len(keys), *keys, *args)  # type: ignore[misc]

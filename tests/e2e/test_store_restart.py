@@ -1,6 +1,7 @@
 """A store that restarts is not poison: Postgres goes away during a stream of votes;
 the votes dataflow waits for it (no process exits, no dead letter) and, once it is
-back, the tallies equal a recomputation from the votes topic.
+back, the tallies equal a recomputation from the votes topic, and the ranking flow
+(which routes by the shard placement it must confirm again) lists a new post.
 
 This stops the stack's Postgres (`deploy/stack.sh stop postgres`) and always starts it
 again."""
@@ -32,7 +33,7 @@ def test_postgres_restart_during_votes_is_waited_out(
     voters = [client.register("sv") for _ in range(8)]
     name = client.community(owner)
     posts = [client.post(owner, name, f"restart {i}") for i in range(3)]
-    letters_before = dead_letters_of("votes")
+    letters_before = {flow: dead_letters_of(flow) for flow in ("votes", "ranking")}
 
     def vote_round(direction_of: int) -> None:
         for i, voter in enumerate(voters):
@@ -67,6 +68,20 @@ def test_postgres_restart_during_votes_is_waited_out(
     wait_for(converged, timeout=60, interval=0.5, what="tallies after the restart")
     for flow, proc in platform.flows.items():
         assert proc.alive(), f"{flow} exited:\n{proc.log_tail()}"
-    assert dead_letters_of("votes") == letters_before  # waiting, never dead-lettering
+    # Every flow that writes the shards came back too: a post made now is ranked.
+    fresh = client.post(owner, name, "after the restart")
+    wait_for(
+        lambda: (
+            fresh
+            in {
+                i["post_id"] for i in client.listing(f"/communities/{name}/posts?sort=new")["items"]
+            }
+        ),
+        timeout=60,
+        interval=0.5,
+        what="a post made after the restart in its community's listing",
+    )
+    for flow, letters in letters_before.items():  # waiting, never dead-lettering
+        assert dead_letters_of(flow) == letters, flow
     log = platform.flows["votes"].log_path.read_text(errors="replace")
     assert "store unavailable" in log  # it did meet the outage, and waited

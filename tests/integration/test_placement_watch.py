@@ -117,3 +117,36 @@ def test_a_writer_refuses_a_view_it_cannot_confirm(settings):
             pass
     finally:
         writer.stop()
+
+
+def test_a_watcher_outlives_any_error_and_a_hanging_refresh(settings, monkeypatch):
+    """A refresh that raises something unforeseen, or never returns, must not end the
+    watcher: its writers would stay unconfirmed (and stop writing) for good."""
+    monkeypatch.setattr("stores.placement.REFRESH_TIMEOUT_SECONDS", 0.5)
+    writer = ThreadedPlacement(
+        settings.dsn(settings.identity_db), "test-sink", seed=settings.shard_dbs
+    ).start()
+    watcher = writer.watcher
+    real_refresh = watcher.refresh
+    faults = ["raise", "hang"]
+
+    async def faulty_refresh():
+        fault = faults.pop(0) if faults else None
+        if fault == "raise":
+            raise asyncpg.exceptions.InternalClientError("an error no one listed")
+        if fault == "hang":
+            await asyncio.Event().wait()  # a query on a connection that never answers
+        return await real_refresh()
+
+    try:
+        watcher.refresh = faulty_refresh  # type: ignore[method-assign]
+        confirmed = watcher.confirmed_at
+        wait_for(
+            lambda: not faults and watcher.confirmed_at > confirmed,
+            timeout=10,
+            what="the watcher to confirm again after an error and a hang",
+        )
+        with writer.batch(timeout=5) as view:
+            assert view.ring
+    finally:
+        writer.stop()

@@ -2,7 +2,7 @@
 an update of a member does not."""
 
 from domain.ids import new_id
-from stores.rankings import load_library
+from stores.rankings import load_library, write_pipelined
 from stores.redis_store import sync_client
 
 
@@ -26,4 +26,30 @@ def test_sets_keep_their_best_entries(stack, settings):
         assert redis.zrevrange(key, 0, -1) == [b"p4", b"p1", b"p0"]
     finally:
         redis.delete(key)
+        redis.close()
+
+
+def test_a_redis_that_lost_its_functions_gets_them_back_and_the_writes_land(stack, settings):
+    """Redis restarted without persistence forgets its functions: the ranking sink's
+    batch must not be refused (and dead-lettered) for it."""
+    redis = sync_client(settings.redis_url)
+    load_library(redis)
+    key = f"rank:test{new_id()}:hot"
+    try:
+        redis.function_delete("agora_listings")
+        queued: list[int] = []
+
+        def queue(pipe) -> None:
+            queued.append(1)
+            pipe.fcall("rank_write", 1, key, "p1", 3, repr(2.0))
+            pipe.fcall("rank_write", 1, key, "p2", 3, repr(1.0))
+
+        write_pipelined(redis, queue)
+        assert len(queued) == 2  # refused once for the missing function, then run again
+        assert redis.zrevrange(key, 0, -1) == [b"p1", b"p2"]
+        redis.fcall("rank_write", 1, key, "p3", 3, repr(3.0))  # installed for good
+        assert redis.zrevrange(key, 0, 0) == [b"p3"]
+    finally:
+        redis.delete(key)
+        load_library(redis)
         redis.close()

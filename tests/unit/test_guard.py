@@ -12,6 +12,7 @@ from cassandra.cluster import NoHostAvailable
 from dataflows.guard import Backoff, Fault, GuardedPartition, Origin, Traced, classify
 from domain.errors import NotFound
 from schemas.events import DeadLetter
+from stores.placement import PlacementUnavailable
 
 
 class Store:
@@ -94,6 +95,7 @@ def test_a_down_store_is_retried_with_backoff_and_nothing_is_dead_lettered() -> 
         (redis.ResponseError("script: bad value"), Fault.RECORD),
         (redis.ConnectionError("refused"), Fault.TRANSIENT),
         (redis.BusyLoadingError("loading"), Fault.TRANSIENT),
+        (PlacementUnavailable("unconfirmed for 6s"), Fault.TRANSIENT),  # Postgres away
         (RuntimeError("from our code"), Fault.RECORD),
         (ValueError("bad"), Fault.RECORD),
         (KeyError("k"), Fault.RECORD),
