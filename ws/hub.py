@@ -187,6 +187,9 @@ class Hub:
                 # redis-py resubscribes every channel when it reconnects.
                 log.warning("redis connection lost; reconnecting")
                 await asyncio.sleep(0.5)
+            except Exception:  # a reader that died would push nothing to anyone, silently
+                log.exception("push reader failed; reading on")
+                await asyncio.sleep(0.5)
 
     async def _flush_marks(self) -> None:
         """Delivery marks, batched: one UPDATE for whatever was written meanwhile."""
