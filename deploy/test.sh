@@ -15,4 +15,4 @@ python3 -m ops topics ensure
 # Servers-free tests first, then integration, then the end-to-end suite (whose
 # platform processes, the outbox relay among them, stay up until the session ends).
 if [ $# -eq 0 ]; then set -- tests/unit tests/integration tests/e2e; fi
-python3 -m pytest -p no:cacheprovider -q -ra "$@"
+python3 -m pytest -p no:cacheprovider -q -ra --durations=20 "$@"
