@@ -57,12 +57,13 @@ def ensure_recovery(path: Path) -> None:
 
 def execute(flow: Dataflow, args: argparse.Namespace, recovery: Path) -> None:
     addresses = args.addresses.split(";") if args.addresses else None
+    seconds = args.snapshot_seconds or get_settings().dataflow_snapshot_seconds
     cli_main(
         flow,
         workers_per_process=args.workers,
         process_id=args.process_id,
         addresses=addresses,
-        epoch_interval=timedelta(seconds=args.snapshot_seconds),
+        epoch_interval=timedelta(seconds=seconds),
         recovery_config=RecoveryConfig(str(recovery)),
     )
 
@@ -106,7 +107,14 @@ def main() -> None:
     parser.add_argument("-w", "--workers", type=int, default=1, help="workers per process")
     parser.add_argument("-i", "--process-id", type=int, default=None)
     parser.add_argument("-a", "--addresses", default=None, help="host:port;host:port")
-    parser.add_argument("-s", "--snapshot-seconds", type=int, default=2)
+    parser.add_argument(
+        "-s",
+        "--snapshot-seconds",
+        type=int,
+        default=None,
+        help="seconds per epoch: how often state is snapshotted (and at most how much a"
+        " resume reads again); default DATAFLOW_SNAPSHOT_SECONDS, else 5",
+    )
     parser.add_argument("--yes", action="store_true", help="replay without asking")
     args = parser.parse_args()
     if args.command == "list":

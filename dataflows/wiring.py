@@ -28,10 +28,16 @@ from stores.settings import Settings
 X = TypeVar("X")
 log = logging.getLogger("dataflows")
 
-# How long a caught-up partition waits before polling again. The broker answers a
-# fetch as soon as a record arrives (fetch.min.bytes 1), so a long fetch wait costs no
-# freshness: it only spares the broker a fetch request per partition every few ms.
+# How long a caught-up partition waits before polling again: 10 ms, and once it has
+# been quiet for QUIET_GRACE, twice as long after each empty poll, up to settings'
+# dataflow_idle_pause_max_ms (100 ms by default). Each flow has one consumer
+# per partition (14 to 26 of them), so a longer most spares an idle dataflow much of its
+# polling; a partition taking a steady stream never leaves 10 ms, and only the first
+# record after a quiet second can wait up to the most. A record resets the pause. The
+# broker answers a fetch as soon as a record arrives (fetch.min.bytes 1), so a long
+# fetch wait costs no freshness: it only spares the broker a fetch request per partition.
 IDLE_PAUSE = timedelta(milliseconds=10)
+QUIET_GRACE = timedelta(seconds=1)
 FETCH_WAIT_MS = "500"
 
 # librdkafka errors about one message rather than the broker: a dead letter, not a wait.
@@ -156,16 +162,29 @@ class PositionedPartition(StatefulSourcePartition[SourceItem, int | None]):
     the position of real records only.
     """
 
-    def __init__(self, inner: Any, start: int | None) -> None:
+    def __init__(
+        self, inner: Any, start: int | None, idle_pause_max: timedelta = IDLE_PAUSE
+    ) -> None:
         self.inner = inner
         self.position = start
         self.idle_until: datetime | None = None
+        self.idle_pause = IDLE_PAUSE
+        self.idle_pause_max = max(idle_pause_max, IDLE_PAUSE)
+        self.quiet_since: datetime | None = None
 
     def next_batch(self) -> list[SourceItem]:
         batch = self.inner.next_batch()
         # An empty poll means the partition is caught up: ask again a little later
         # instead of at once, so an idle dataflow does not spin on its consumers.
-        self.idle_until = None if batch else datetime.now(UTC) + IDLE_PAUSE
+        if batch:
+            self.idle_until, self.idle_pause, self.quiet_since = None, IDLE_PAUSE, None
+        else:
+            now = datetime.now(UTC)
+            if self.quiet_since is None:
+                self.quiet_since = now
+            self.idle_until = now + self.idle_pause
+            if now - self.quiet_since >= QUIET_GRACE:  # quiet for a while: poll less
+                self.idle_pause = min(self.idle_pause * 2, self.idle_pause_max)
         for item in batch:
             offset = getattr(item, "offset", None)
             if not isinstance(item, KafkaError) and isinstance(offset, int) and offset >= 0:
@@ -187,16 +206,25 @@ class PositionedKafkaSource(KafkaSource):
     gives a partition (`"{partition}-{topic}"`) without a snapshot its first offset,
     which a backfill from a time or an offset needs."""
 
-    def __init__(self, starts: dict[str, int] | None, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        starts: dict[str, int] | None,
+        *args: Any,
+        idle_pause_max: timedelta = IDLE_PAUSE,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.starts = starts or {}
+        self.idle_pause_max = idle_pause_max
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> Any:
         start = resume_state if resume_state is not None else self.starts.get(for_part)
         if start is not None and start < 0 and start not in (OFFSET_BEGINNING, OFFSET_END):
             start = None  # a position an older build recorded after an error: not a record
         inner = super().build_part(step_id, for_part, start)
-        return PositionedPartition(inner, start if start is not None else OFFSET_BEGINNING)
+        return PositionedPartition(
+            inner, start if start is not None else OFFSET_BEGINNING, self.idle_pause_max
+        )
 
 
 @dataclass(frozen=True)
@@ -216,7 +244,8 @@ class Wiring:
             "raise_on_errors": False,
         }
         brokers = [self.settings.kafka_bootstrap]
-        return PositionedKafkaSource(self.starts, brokers, topics, **options)
+        pause = timedelta(milliseconds=self.settings.dataflow_idle_pause_max_ms)
+        return PositionedKafkaSource(self.starts, brokers, topics, idle_pause_max=pause, **options)
 
     def letter_box(self) -> LetterBox:
         return KafkaLetterBox(self.settings.kafka_bootstrap)

@@ -93,6 +93,11 @@ class Settings:
     # API processes keep voters' standings, checked by version in the vote script
     # (api/services/access.py); off: one Postgres read per vote
     keep_voting_standings: bool = True
+    # Dataflows: the longest pause of a partition quiet for a second between polls (it
+    # doubles from 10 ms while empty), and the seconds per epoch (state snapshot and
+    # commit); see dataflows/wiring.py and the README's performance section.
+    dataflow_idle_pause_max_ms: int = 100
+    dataflow_snapshot_seconds: int = 5
     blocklist_dir: Path | None = None  # keywords.json and domains.json; default: bundled
     meili_url: str = "http://127.0.0.1:27700"
     meili_master_key: str = field(default="", repr=False)
@@ -186,6 +191,8 @@ def get_settings() -> Settings:
         duplicate_window_seconds=int(get("DUPLICATE_WINDOW_SECONDS", str(24 * 3600))),
         spam_auto_shadow_ban=get("SPAM_AUTO_SHADOW_BAN", "1").lower() not in ("0", "false", "off"),
         keep_voting_standings=_flag(get("KEEP_VOTING_STANDINGS", "true")),
+        dataflow_idle_pause_max_ms=int(get("DATAFLOW_IDLE_PAUSE_MAX_MS", "100")),
+        dataflow_snapshot_seconds=int(get("DATAFLOW_SNAPSHOT_SECONDS", "5")),
         blocklist_dir=Path(d) if (d := get("BLOCKLIST_DIR", "")) else None,
         meili_url=get("MEILI_URL", "http://127.0.0.1:27700"),
         meili_master_key=get("MEILI_MASTER_KEY", ""),

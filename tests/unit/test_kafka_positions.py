@@ -3,8 +3,10 @@ position derived from a broker error (which Kafka would read as "latest")."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
 
 from dataflows.wiring import PositionedPartition
@@ -60,3 +62,42 @@ def test_a_fresh_partition_starts_from_the_beginning() -> None:
     part = PositionedPartition(Inner([[error()]]), -2)
     part.next_batch()
     assert part.snapshot() == -2
+
+
+def pause_after(part: PositionedPartition) -> timedelta:
+    assert part.idle_until is not None
+    return part.idle_until - datetime.now(UTC)
+
+
+def test_a_quiet_partition_waits_longer_up_to_the_most_and_a_record_resets_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("dataflows.wiring.QUIET_GRACE", timedelta(0))
+    part = PositionedPartition(
+        Inner([[], [], [], [], [], [message(1)], []]), 0, timedelta(milliseconds=80)
+    )
+    waits = []
+    for _ in range(5):
+        part.next_batch()
+        waits.append(pause_after(part))
+    for wait, expected in zip(waits, (10, 20, 40, 80, 80), strict=True):
+        assert timedelta(milliseconds=expected - 5) < wait <= timedelta(milliseconds=expected)
+    part.next_batch()  # a record: polled again at once
+    assert part.idle_until is None
+    part.next_batch()  # quiet again: the shortest pause first
+    assert pause_after(part) <= timedelta(milliseconds=10)
+
+
+def test_the_default_most_keeps_the_fixed_pause() -> None:
+    part = PositionedPartition(Inner([[], [], []]), 0)
+    for _ in range(3):
+        part.next_batch()
+        assert pause_after(part) <= timedelta(milliseconds=10)
+
+
+def test_a_partition_quiet_for_less_than_the_grace_keeps_the_shortest_pause() -> None:
+    """A steady stream has short gaps: they must not cost it the longer pauses."""
+    part = PositionedPartition(Inner([[]] * 6), 0, timedelta(milliseconds=80))
+    for _ in range(6):
+        part.next_batch()
+        assert pause_after(part) <= timedelta(milliseconds=10)
