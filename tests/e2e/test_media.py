@@ -189,8 +189,11 @@ def test_a_media_post_end_to_end(client, uploader, settings):
         "url": media["url"],
         "thumbnail_url": media["thumbnail_url"],
     }
-    listing = client.listing(f"/communities/{community}/posts?sort=new")["items"]
-    assert [p["thumbnail_url"] for p in listing if p["post_id"] == post_id] == [
-        media["thumbnail_url"]
-    ]
+
+    def listed() -> list[str | None] | None:  # the listing is the ranking dataflow's
+        items = client.listing(f"/communities/{community}/posts?sort=new")["items"]
+        found = [p["thumbnail_url"] for p in items if p["post_id"] == post_id]
+        return found or None
+
+    assert wait_for(listed, timeout=60, what="the media post listed") == [media["thumbnail_url"]]
     assert httpx.get(post["thumbnail_url"], timeout=10).status_code == 200
