@@ -17,8 +17,7 @@ import json
 import time
 
 from benchmarks.cpu import BENCHMARK, LOAD_GENERATOR, CpuMeter
-
-DATAFLOWS = ("content", "votes", "ranking", "karma", "mentions", "media", "spam", "search")
+from dataflows.bootstrap import JOBS
 
 
 def measure(seconds: float) -> dict[str, float]:
@@ -41,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     for round_ in range(1, args.rounds + 1):
         share = measure(args.seconds)
-        flows = sum(share.get(f, 0.0) for f in DATAFLOWS)
+        flows = sum(share.get(f, 0.0) for f in JOBS)
         total = sum(share.values())
         print(f"round {round_}, {args.seconds:.0f}s idle, % of one core:")
         for name, pct in sorted(share.items(), key=lambda kv: -kv[1]):

@@ -57,13 +57,12 @@ def ensure_recovery(path: Path) -> None:
 
 def execute(flow: Dataflow, args: argparse.Namespace, recovery: Path) -> None:
     addresses = args.addresses.split(";") if args.addresses else None
-    seconds = args.snapshot_seconds or get_settings().dataflow_snapshot_seconds
     cli_main(
         flow,
         workers_per_process=args.workers,
         process_id=args.process_id,
         addresses=addresses,
-        epoch_interval=timedelta(seconds=seconds),
+        epoch_interval=timedelta(seconds=args.snapshot_seconds),
         recovery_config=RecoveryConfig(str(recovery)),
     )
 
@@ -130,6 +129,8 @@ def main() -> None:
     logs.configure(f"dataflow:{args.name}")
     tracing.configure(f"dataflow:{args.name}")
     settings = get_settings()
+    if args.snapshot_seconds is None:
+        args.snapshot_seconds = settings.dataflow_snapshot_seconds
     job = JOBS[args.name]
     recovery = recovery_dir(settings, args.name)
     if args.command == "run":

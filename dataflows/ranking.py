@@ -22,6 +22,7 @@ from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 from redis import Redis
+from redis.client import Pipeline
 
 from dataflows.common import Event, SourceItem, events
 from dataflows.guard import Guard, Traced
@@ -309,7 +310,7 @@ class RankWriter:
             latest[update.post_id] = update
         self.shards.run(self._rows(list(latest.values())))
 
-        def queue(pipe: object) -> None:
+        def queue(pipe: Pipeline) -> None:
             for update in latest.values():
                 write_ranks(pipe, update)
 

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import redis
 import redis.asyncio as aioredis
+from redis.client import Pipeline
 from redis.exceptions import ResponseError
 
 from stores.redis_store import LUA, delete_matching
@@ -70,7 +71,7 @@ def function_missing(exc: ResponseError) -> bool:
     return "function not found" in str(exc).lower()
 
 
-def write_pipelined(client: redis.Redis, queue: Callable[[Any], None]) -> None:
+def write_pipelined(client: redis.Redis, queue: Callable[[Pipeline], None]) -> None:
     """Run the writes `queue` puts on a pipeline; if Redis lost the listing functions,
     install them and run the writes once more (each is idempotent: the same scores
     and set members again), instead of refusing every record of the batch."""

@@ -85,3 +85,41 @@ async def test_a_stalled_socket_is_closed_and_never_slows_the_others():
     assert len(fast_socket.sent) == 50 and fast_socket.closed is None
     for pump in pumps:
         pump.cancel()
+
+
+async def test_the_reader_outlives_an_error_it_did_not_foresee():
+    """Only connection errors were caught: anything else ended the reader silently, and
+    the push server pushed nothing to anyone from then on."""
+    message, _nid = note(1)
+
+    class FlakyPubSub:
+        def __init__(self) -> None:
+            self.listens = 0
+
+        async def listen(self):  # a first read that fails, then a message
+            self.listens += 1
+            if self.listens == 1:
+                raise ValueError("a reply the client could not parse")
+            yield {"type": "message", "channel": inbox_channel("u").encode(), "data": message}
+            await asyncio.Event().wait()
+
+    class FakeRedis:
+        def pubsub(self) -> FlakyPubSub:
+            return FlakyPubSub()
+
+    async def mark(_ids: list[str]) -> None:
+        return None
+
+    hub = Hub(FakeRedis(), mark)  # type: ignore[arg-type]
+    socket = FakeSocket()
+    client = Client(socket, "u", queue_limit=5)
+    hub.clients = {"u": {client}}
+    pump = asyncio.create_task(client.pump(hub.delivered))
+    reader = asyncio.create_task(hub._read())
+    try:
+        await drain(socket, 1)
+        assert socket.sent[0]["notification"]["notification_id"] == "n1"
+        assert hub.pubsub.listens == 2  # type: ignore[attr-defined]
+    finally:
+        reader.cancel()
+        pump.cancel()
