@@ -10,13 +10,15 @@ import argparse
 from collections.abc import Callable
 from types import ModuleType
 
-from sanic import Sanic
+from sanic import HTTPResponse, Request, Sanic, empty
 from sanic.worker.loader import AppLoader
 
 from api.app import create_app as create_platform_app
 from benchmarks import lemmy_baseline
 from stores.pg import create_pool
 from stores.settings import get_settings
+
+NOOP_PATH = "/bench/noop"
 
 
 def with_baseline(name: str, baseline: ModuleType, pool_attr: str) -> Sanic:
@@ -25,6 +27,12 @@ def with_baseline(name: str, baseline: ModuleType, pool_attr: str) -> Sanic:
     settings (no reset round trip per release)."""
     app = create_platform_app(name)
     app.blueprint(baseline.bp)
+
+    async def noop(request: Request) -> HTTPResponse:
+        """204 at once: what a wrk script sends while it waits for its last answers."""
+        return empty()
+
+    app.add_route(noop, NOOP_PATH, methods=["GET"], name="bench_noop")
 
     @app.before_server_start
     async def connect(app: Sanic) -> None:

@@ -16,12 +16,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
+import signal
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
-import aiohttp
 import asyncpg
 import httpx
 
+from benchmarks.bench_app import NOOP_PATH
 from benchmarks.common import ensure_baseline_db, mint_tokens, seed_posts, start_bench_app
 from benchmarks.cpu import BENCHMARK, LOAD_GENERATOR, CpuMeter, cost_table, platform_total
 from benchmarks.feed_reads import shard_rows
@@ -33,48 +38,101 @@ EVEN = (1, -1, 0, -1, 1)  # directions by round for even users: they end up
 ODD = (-1, 1, 1, 0, -1)  # ... and odd users end down
 
 
-async def run_round(
-    session: aiohttp.ClientSession,
-    url: str,
-    post_id: str,
-    plan: list[tuple[str, int]],
-    connections: int,
-) -> None:
-    """Send every (token, direction) once, `connections` requests in flight."""
-    queue = iter(plan)
-    errors = 0
+# One round of the storm for wrk: thread t (of `threads`) sends the plan's entries t+1,
+# t+1+threads, ...; once its share is sent it sends GETs of a route that answers 204 at
+# once, so every connection stays busy until the thread has every vote's answer. Then
+# it prints its count and stops; wrk itself runs its whole -d, so the benchmark ends it
+# (SIGINT) once every thread has printed.
+ROUND_LUA = """
+local plan = {%(plan)s}
+local threads = %(threads)d
+local count = 0
+setup = function(thread)
+  thread:set("id", count)
+  count = count + 1
+end
+init = function(args)
+  next_entry = id + 1
+  answered = 0
+  refused = 0
+  mine = 0
+  for i = id + 1, #plan, threads do mine = mine + 1 end
+end
+request = function()
+  if next_entry > #plan then
+    return wrk.format("GET", "%(noop)s")
+  end
+  local entry = plan[next_entry]
+  next_entry = next_entry + threads
+  return wrk.format("PUT", "%(path)s", {
+    ["Authorization"] = "Bearer " .. entry[1],
+    ["Content-Type"] = "application/json"},
+    '{"target_id":"%(post)s","target_type":"post","direction":' .. entry[2] .. '}')
+end
+response = function(status, headers, body)
+  if status == 204 then return end
+  answered = answered + 1
+  if status ~= 200 then refused = refused + 1 end
+  if answered == mine then
+    io.write(string.format("STORM answered=%%d refused=%%d\\n", answered, refused))
+    io.stdout:flush()
+    wrk.thread:stop()
+  end
+end
+"""
 
-    async def worker() -> None:
-        nonlocal errors
-        for token, direction in queue:
-            async with session.put(
-                url,
-                json={"target_id": post_id, "target_type": "post", "direction": direction},
-                headers={"Authorization": f"Bearer {token}"},
-            ) as response:
-                await response.read()
-                errors += response.status != 200
 
-    await asyncio.gather(*(worker() for _ in range(connections)))
-    if errors:
-        raise RuntimeError(f"{errors} votes were refused")
+def round_script(path: str, post_id: str, plan: list[tuple[str, int]], threads: int) -> str:
+    listed = ",".join(f'{{"{token}",{direction}}}' for token, direction in plan)
+    return ROUND_LUA % {
+        "plan": listed,
+        "threads": threads,
+        "noop": NOOP_PATH,
+        "path": path,
+        "post": post_id,
+    }
+
+
+def run_round(url: str, script: Path, connections: int, threads: int, votes: int) -> None:
+    """Send every vote of the round once; raise unless each was answered 200."""
+    wrk = subprocess.Popen(
+        ["wrk", f"-t{threads}", f"-c{connections}", "-d600s", "-s", str(script), url],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    answered = refused = finished = 0
+    assert wrk.stdout is not None
+    for line in wrk.stdout:
+        found = re.match(r"STORM answered=(\d+) refused=(\d+)", line)
+        if found:
+            answered += int(found.group(1))
+            refused += int(found.group(2))
+            finished += 1
+            if finished == threads:
+                wrk.send_signal(signal.SIGINT)
+    if wrk.wait() != 0 or finished != threads:
+        raise RuntimeError(f"wrk exited {wrk.returncode} with {finished} of {threads} threads")
+    if answered != votes or refused:
+        raise RuntimeError(f"{answered} of {votes} votes answered, {refused} refused")
 
 
 def storm(
     base: str, path: str, post_id: str, tokens: list[str], rounds: int, connections: int
 ) -> float:
-    """Seconds to run every round; each user's votes keep their order across rounds."""
-
-    async def run() -> float:
-        connector = aiohttp.TCPConnector(limit=connections)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            started = time.perf_counter()
-            for r in range(rounds):
-                plan = [(t, direction(u, r)) for u, t in enumerate(tokens)]
-                await run_round(session, base + path, post_id, plan, connections)
-            return time.perf_counter() - started
-
-    return asyncio.run(run())
+    """Seconds to run every round; each user's votes keep their order across rounds.
+    The scripts are written first, so only wrk's runs are timed."""
+    threads = 2
+    with tempfile.TemporaryDirectory() as tmp:
+        scripts = []
+        for r in range(rounds):
+            plan = [(t, direction(u, r)) for u, t in enumerate(tokens)]
+            script = Path(tmp) / f"round{r}.lua"
+            script.write_text(round_script(path, post_id, plan, threads))
+            scripts.append(script)
+        started = time.perf_counter()
+        for script in scripts:
+            run_round(base, script, connections, threads, len(tokens))
+        return time.perf_counter() - started
 
 
 def direction(user: int, round_: int) -> int:

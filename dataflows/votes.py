@@ -131,16 +131,8 @@ class TallyFold:
         s = self.state
         if s is None:
             return None
-        tally = Tally(
-            s.tally.upvotes,
-            s.tally.downvotes,
-            s.tally.seq,
-            s.tally.max_version,
-            dict(s.tally.voters),
-            set(s.tally.excluded),
-        )
         return TargetState(
-            s.target_id, tally, s.target_type, s.community_id, s.author_id, s.touched
+            s.target_id, s.tally.copy(), s.target_type, s.community_id, s.author_id, s.touched
         )
 
 

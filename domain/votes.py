@@ -14,6 +14,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Literal
 
+from domain.voter_book import VoterBook
+
 Direction = Literal[-1, 0, 1]
 DIRECTIONS: tuple[int, ...] = (-1, 0, 1)
 
@@ -31,8 +33,9 @@ def transition_delta(previous: int, new: int) -> tuple[int, int]:
 class Tally:
     """Authoritative tally of one target plus the state needed to stay exact.
 
-    `voters` maps user id -> version * 4 + (direction + 1): one int per voter keeps
-    the state small (it is pickled into every recovery snapshot that touches it).
+    `voters` maps user id -> version * 4 + (direction + 1), in a `VoterBook`: about
+    24 bytes per voter, since the state is held per target for months and pickled
+    into every recovery snapshot that touches it.
     `seq` counts applied changes: a strictly increasing version for idempotent sinks.
     `excluded` holds voters found in a vote ring: their direction is kept but not
     counted (an exclusion is one more change, so it advances `seq`).
@@ -42,8 +45,8 @@ class Tally:
     downvotes: int = 0
     seq: int = 0
     max_version: int = 0
-    voters: dict[str, int] = field(default_factory=dict)
-    excluded: set[str] = field(default_factory=set)
+    voters: VoterBook = field(default_factory=VoterBook)
+    excluded: frozenset[str] = frozenset()  # rare: a new set on each exclusion
 
     @property
     def score(self) -> int:
@@ -53,19 +56,14 @@ class Tally:
         """Apply one vote; False when it is older than (or equal to) what is held."""
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be -1, 0 or 1, got {direction}")
-        packed = self.voters.get(user_id)
-        previous = 0
-        if packed is not None:
-            held_version, held_dir = divmod(packed, 4)
-            if version <= held_version:
-                return False
-            previous = held_dir - 1
+        stored, held = self.voters.put(user_id, version * 4 + direction + 1)
+        if not stored:
+            return False
+        previous = 0 if held is None else held % 4 - 1
         if user_id not in self.excluded:
             d_up, d_down = transition_delta(previous, direction)
             self.upvotes += d_up
             self.downvotes += d_down
-        # Interned: one string per user however many targets they vote on.
-        self.voters[sys.intern(user_id)] = version * 4 + direction + 1
         self.seq += 1
         self.max_version = max(self.max_version, version)
         return True
@@ -77,9 +75,28 @@ class Tally:
         d_up, d_down = transition_delta(self.direction_of(user_id), 0)
         self.upvotes += d_up
         self.downvotes += d_down
-        self.excluded.add(sys.intern(user_id))
+        self.excluded = self.excluded | {sys.intern(user_id)}
         self.seq += 1
         return True
+
+    def copy(self) -> Tally:
+        return Tally(
+            self.upvotes,
+            self.downvotes,
+            self.seq,
+            self.max_version,
+            self.voters.copy(),
+            self.excluded,
+        )
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        # Snapshots written before the VoterBook hold a plain dict.
+        voters, excluded = state.get("voters"), state.get("excluded")
+        if isinstance(voters, dict):
+            state = {**state, "voters": VoterBook(voters)}
+        if isinstance(excluded, set):
+            state = {**state, "excluded": frozenset(excluded)}
+        self.__dict__.update(state)
 
     def direction_of(self, user_id: str) -> int:
         packed = self.voters.get(user_id)
