@@ -235,6 +235,8 @@ class Folding(Protocol[V_contra, W_co, S_co]):
     `apply` raises to refuse a value and must not change the state when it does;
     `emit` gives what a batch produced; `notify_at`/`on_notify` are the clock, as in
     Bytewax's StatefulBatchLogic; `snapshot` is None once there is nothing to keep.
+    A fold whose snapshot is a copy may also define `finished() -> bool` (True once
+    there is nothing to keep), so that question costs no copy after every batch.
     """
 
     def apply(self, value: V_contra) -> None: ...
@@ -253,6 +255,9 @@ class GuardedLogic(op.StatefulBatchLogic[Traced[V], Traced[W] | DeadLetter, S]):
         self.dataflow = dataflow
         self.step_id = step_id
         self.inner = inner
+        self.finished: Callable[[], bool] = getattr(
+            inner, "finished", lambda: inner.snapshot() is None
+        )
 
     def on_batch(self, values: list[Traced[V]]) -> tuple[Iterable[Traced[W] | DeadLetter], bool]:
         out: list[Traced[W] | DeadLetter] = []
@@ -269,7 +274,7 @@ class GuardedLogic(op.StatefulBatchLogic[Traced[V], Traced[W] | DeadLetter, S]):
                 out.extend(Traced(last, w) for w in self.inner.emit())
             except Exception as exc:
                 out.append(letter(self.dataflow, self.step_id, last, describe(exc)))
-        return out, self.inner.snapshot() is None
+        return out, self.finished()
 
     def notify_at(self) -> datetime | None:
         try:

@@ -219,6 +219,9 @@ class RankFold:
         s.windows = () if s.hidden else windows
         return update
 
+    def finished(self) -> bool:
+        return self.state is None
+
     def snapshot(self) -> PostState | None:
         s = self.state
         if s is None:

@@ -205,6 +205,9 @@ class SearchFold:
         self._flush_scores(float("inf"))
         return self.emit(), False
 
+    def finished(self) -> bool:
+        return self.state is None
+
     def snapshot(self) -> bytes | None:
         return None if self.state is None else pickle.dumps(self.state, pickle.HIGHEST_PROTOCOL)
 

@@ -127,6 +127,9 @@ class TallyFold:
         # Voting has closed and nothing arrived for an hour: the tally is final.
         return (), True
 
+    def finished(self) -> bool:
+        return self.state is None
+
     def snapshot(self) -> TargetState | None:
         s = self.state
         if s is None:

@@ -9,7 +9,15 @@ import redis
 from cassandra import InvalidRequest, OperationTimedOut
 from cassandra.cluster import NoHostAvailable
 
-from dataflows.guard import Backoff, Fault, GuardedPartition, Origin, Traced, classify
+from dataflows.guard import (
+    Backoff,
+    Fault,
+    GuardedLogic,
+    GuardedPartition,
+    Origin,
+    Traced,
+    classify,
+)
 from domain.errors import NotFound
 from schemas.events import DeadLetter
 from stores.placement import PlacementUnavailable
@@ -124,3 +132,41 @@ def test_a_sink_waits_for_its_store_to_come_up(monkeypatch: pytest.MonkeyPatch) 
     part.write_batch(traced(["a"]))
     assert len(attempts) == 3
     assert isinstance(part.writer, Store) and part.writer.rows == ["a"]
+
+
+class CopyOnSnapshot:
+    """A fold whose snapshot is a copy: the guard must not take one after every batch."""
+
+    def __init__(self) -> None:
+        self.total: int | None = 0
+        self.snapshots = 0
+
+    def apply(self, value: int) -> None:
+        self.total = None if value < 0 else (self.total or 0) + value
+
+    def emit(self) -> list[int]:
+        return [] if self.total is None else [self.total]
+
+    def notify_at(self) -> None:
+        return None
+
+    def on_notify(self) -> tuple[list[int], bool]:
+        return [], False
+
+    def finished(self) -> bool:
+        return self.total is None
+
+    def snapshot(self) -> int | None:
+        self.snapshots += 1
+        return self.total
+
+
+def test_a_fold_that_knows_it_is_finished_is_not_copied_per_batch() -> None:
+    fold = CopyOnSnapshot()
+    logic = GuardedLogic("flow", "step", fold)
+    origin = Origin("t", 0, 0)
+    out, discard = logic.on_batch([Traced(origin, 2), Traced(origin, 3)])
+    assert [t.value for t in out if isinstance(t, Traced)] == [5] and not discard
+    _, discard = logic.on_batch([Traced(origin, -1)])
+    assert discard
+    assert fold.snapshots == 0
