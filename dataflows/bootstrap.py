@@ -124,7 +124,9 @@ def spam_flow(w: Wiring) -> Dataflow:
         exclusions=w.topic("exclusions_out", VOTES.name),
     )
     options = spam.Options(auto_shadow_ban=s.spam_auto_shadow_ban)
-    return spam.build_flow(w.source(spam.TOPICS), sinks, w.dead_letters(), options)
+    return spam.build_flow(
+        w.source(spam.TOPICS, spam.BATCH_INTERVAL_MS), sinks, w.dead_letters(), options
+    )
 
 
 def search_flow(w: Wiring) -> Dataflow:
@@ -137,7 +139,9 @@ def search_flow(w: Wiring) -> Dataflow:
             lambda: search.SearchWriter(search_store.connect(s), suffix, DeletedAccounts(s)),
         )
     )
-    return search.build_flow(w.source(search.TOPICS), sinks, w.dead_letters())
+    return search.build_flow(
+        w.source(search.TOPICS, search.BATCH_INTERVAL_MS), sinks, w.dead_letters()
+    )
 
 
 def _archive_after(settings: Settings) -> timedelta:

@@ -58,6 +58,8 @@ from stores.settings import Settings
 from stores.users import DELETED_NAME
 
 NAME = "search"
+# Scores reach the index at most every 10 s anyway: bigger, rarer batches.
+BATCH_INTERVAL_MS = 250
 TOPICS = [POSTS.name, SCORES.name, COMMUNITIES.name, MODERATION.name, USERS.name]
 # Seconds between two score updates of one post: search sorts by score, but need not
 # follow every vote (each update is an indexing task for Meilisearch).

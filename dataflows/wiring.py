@@ -5,6 +5,7 @@ dataflow; the unit tests plug in `bytewax.testing` instead."""
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,22 @@ log = logging.getLogger("dataflows")
 # fetch wait costs no freshness: it only spares the broker a fetch request per partition.
 IDLE_PAUSE = timedelta(milliseconds=10)
 QUIET_GRACE = timedelta(seconds=1)
+# Under load a partition that returned records was polled again at once, so a busy
+# flow ran a worker step, and each stateful step a pass over every key's timer
+# (Bytewax 0.21 scans them all per activation), for every handful of records. With a
+# batch interval a partition that returned records waits for the next multiple of the
+# interval on the wall clock: all of a flow's partitions wake in the same step, and
+# each step carries an interval's worth of records. It costs at most one interval of
+# latency per hop.
+DEFAULT_BATCH_INTERVAL = timedelta(0)
+
+
+def next_tick(now: datetime, interval: timedelta) -> datetime:
+    """The first multiple of `interval` (counted from the Unix epoch) after `now`."""
+    step = interval.total_seconds()
+    return datetime.fromtimestamp((math.floor(now.timestamp() / step) + 1) * step, UTC)
+
+
 FETCH_WAIT_MS = "500"
 
 # librdkafka errors about one message rather than the broker: a dead letter, not a wait.
@@ -163,13 +180,18 @@ class PositionedPartition(StatefulSourcePartition[SourceItem, int | None]):
     """
 
     def __init__(
-        self, inner: Any, start: int | None, idle_pause_max: timedelta = IDLE_PAUSE
+        self,
+        inner: Any,
+        start: int | None,
+        idle_pause_max: timedelta = IDLE_PAUSE,
+        batch_interval: timedelta = DEFAULT_BATCH_INTERVAL,
     ) -> None:
         self.inner = inner
         self.position = start
         self.idle_until: datetime | None = None
         self.idle_pause = IDLE_PAUSE
         self.idle_pause_max = max(idle_pause_max, IDLE_PAUSE)
+        self.batch_interval = batch_interval
         self.quiet_since: datetime | None = None
 
     def next_batch(self) -> list[SourceItem]:
@@ -177,12 +199,17 @@ class PositionedPartition(StatefulSourcePartition[SourceItem, int | None]):
         # An empty poll means the partition is caught up: ask again a little later
         # instead of at once, so an idle dataflow does not spin on its consumers.
         if batch:
-            self.idle_until, self.idle_pause, self.quiet_since = None, IDLE_PAUSE, None
+            self.idle_pause, self.quiet_since = IDLE_PAUSE, None
+            self.idle_until = (
+                next_tick(datetime.now(UTC), self.batch_interval) if self.batch_interval else None
+            )
         else:
             now = datetime.now(UTC)
             if self.quiet_since is None:
                 self.quiet_since = now
             self.idle_until = now + self.idle_pause
+            if self.batch_interval:
+                self.idle_until = max(self.idle_until, next_tick(now, self.batch_interval))
             if now - self.quiet_since >= QUIET_GRACE:  # quiet for a while: poll less
                 self.idle_pause = min(self.idle_pause * 2, self.idle_pause_max)
         for item in batch:
@@ -211,11 +238,13 @@ class PositionedKafkaSource(KafkaSource):
         starts: dict[str, int] | None,
         *args: Any,
         idle_pause_max: timedelta = IDLE_PAUSE,
+        batch_interval: timedelta = DEFAULT_BATCH_INTERVAL,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.starts = starts or {}
         self.idle_pause_max = idle_pause_max
+        self.batch_interval = batch_interval
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> Any:
         start = resume_state if resume_state is not None else self.starts.get(for_part)
@@ -223,7 +252,10 @@ class PositionedKafkaSource(KafkaSource):
             start = None  # a position an older build recorded after an error: not a record
         inner = super().build_part(step_id, for_part, start)
         return PositionedPartition(
-            inner, start if start is not None else OFFSET_BEGINNING, self.idle_pause_max
+            inner,
+            start if start is not None else OFFSET_BEGINNING,
+            self.idle_pause_max,
+            self.batch_interval,
         )
 
 
@@ -237,7 +269,9 @@ class Wiring:
     starts: dict[str, int] | None = None  # backfill: first offset per partition
     replay: bool = False  # a replay from offset 0 (search builds into new indexes)
 
-    def source(self, topics: list[str]) -> Source[SourceItem]:
+    def source(self, topics: list[str], batch_interval_ms: int | None = None) -> Source[SourceItem]:
+        """`batch_interval_ms`: the flow's own interval (see `next_tick`), at least the
+        settings' `dataflow_batch_interval_ms`."""
         options: dict[str, Any] = {
             "tail": self.tail,
             "add_config": {"fetch.wait.max.ms": FETCH_WAIT_MS},
@@ -245,7 +279,15 @@ class Wiring:
         }
         brokers = [self.settings.kafka_bootstrap]
         pause = timedelta(milliseconds=self.settings.dataflow_idle_pause_max_ms)
-        return PositionedKafkaSource(self.starts, brokers, topics, idle_pause_max=pause, **options)
+        interval = max(batch_interval_ms or 0, self.settings.dataflow_batch_interval_ms)
+        return PositionedKafkaSource(
+            self.starts,
+            brokers,
+            topics,
+            idle_pause_max=pause,
+            batch_interval=timedelta(milliseconds=interval),
+            **options,
+        )
 
     def letter_box(self) -> LetterBox:
         return KafkaLetterBox(self.settings.kafka_bootstrap)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
 
-from dataflows.wiring import PositionedPartition
+from dataflows.wiring import PositionedPartition, next_tick
 
 
 class Inner:
@@ -102,3 +102,30 @@ def test_a_partition_quiet_for_less_than_the_grace_keeps_the_shortest_pause() ->
     for _ in range(6):
         part.next_batch()
         assert pause_after(part) <= timedelta(milliseconds=10)
+
+
+def test_a_batch_interval_wakes_every_partition_on_the_same_tick() -> None:
+    """With an interval, a partition that returned records waits for the next multiple
+    of it on the wall clock, so all partitions poll in the same worker step."""
+    interval = timedelta(milliseconds=250)
+    parts = [
+        PositionedPartition(Inner([[message(1)], []]), 0, batch_interval=interval) for _ in range(3)
+    ]
+    for part in parts:
+        part.next_batch()
+    ticks = {part.idle_until for part in parts}
+    assert len(ticks) == 1 or len(ticks) == 2  # two only if a tick fell between the polls
+    for tick in ticks:
+        assert tick is not None
+        assert tick.timestamp() * 1000 % 250 == pytest.approx(0, abs=1e-3)
+        assert timedelta(0) < tick - datetime.now(UTC) <= interval
+    parts[0].next_batch()  # empty: not before the next tick either
+    assert parts[0].idle_until is not None
+    assert parts[0].idle_until.timestamp() * 1000 % 250 == pytest.approx(0, abs=1e-3)
+
+
+def test_next_tick_is_the_next_multiple() -> None:
+    at = datetime(2026, 1, 1, 0, 0, 0, 100_000, tzinfo=UTC)
+    assert next_tick(at, timedelta(milliseconds=250)) == at.replace(microsecond=250_000)
+    on = at.replace(microsecond=250_000)
+    assert next_tick(on, timedelta(milliseconds=250)) == at.replace(microsecond=500_000)
