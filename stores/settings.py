@@ -99,7 +99,7 @@ class Settings:
     dataflow_idle_pause_max_ms: int = 100
     # A partition that returned records polls again at the next multiple of this on
     # the wall clock (0: at once); spam and search use at least 250 ms.
-    dataflow_batch_interval_ms: int = 20
+    dataflow_batch_interval_ms: int = 0
     dataflow_snapshot_seconds: int = 5
     blocklist_dir: Path | None = None  # keywords.json and domains.json; default: bundled
     meili_url: str = "http://127.0.0.1:27700"
@@ -195,7 +195,7 @@ def get_settings() -> Settings:
         spam_auto_shadow_ban=get("SPAM_AUTO_SHADOW_BAN", "1").lower() not in ("0", "false", "off"),
         keep_voting_standings=_flag(get("KEEP_VOTING_STANDINGS", "true")),
         dataflow_idle_pause_max_ms=int(get("DATAFLOW_IDLE_PAUSE_MAX_MS", "100")),
-        dataflow_batch_interval_ms=int(get("DATAFLOW_BATCH_INTERVAL_MS", "20")),
+        dataflow_batch_interval_ms=int(get("DATAFLOW_BATCH_INTERVAL_MS", "0")),
         dataflow_snapshot_seconds=int(get("DATAFLOW_SNAPSHOT_SECONDS", "5")),
         blocklist_dir=Path(d) if (d := get("BLOCKLIST_DIR", "")) else None,
         meili_url=get("MEILI_URL", "http://127.0.0.1:27700"),
