@@ -11,32 +11,15 @@ data) stay in a plain dict, so every string key behaves exactly as in a dict.
 
 from __future__ import annotations
 
-import re
 import sys
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping
 
-_ULID = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_TO_BASE32 = str.maketrans(_CROCKFORD, "0123456789abcdefghijklmnopqrstuv")
+from domain.ids import ulid_number, ulid_string
+
 _LOW = (1 << 64) - 1
 MERGE_MIN = 16
-
-
-def ulid_number(user_id: str) -> int | None:
-    """The 128-bit number of a canonical (upper-case) ULID string, else None."""
-    if len(user_id) != 26 or _ULID.fullmatch(user_id) is None:
-        return None
-    return int(user_id.translate(_TO_BASE32), 32)
-
-
-def ulid_string(number: int) -> str:
-    digits = []
-    for _ in range(26):
-        number, digit = divmod(number, 32)
-        digits.append(_CROCKFORD[digit])
-    return "".join(reversed(digits))
 
 
 class VoterBook:

@@ -43,3 +43,46 @@ def test_adding_a_shard_moves_about_a_third():
     moved = [i for i in ids if two.shard_for(i) != three.shard_for(i)]
     assert all(three.shard_for(i) == "posts_shard_2" for i in moved)
     assert 0.2 < len(moved) / len(ids) < 0.5
+
+
+def test_id_checks_agree_with_python_ulid():
+    """`is_valid_id` and `created_at` parse by hand for speed: they must answer as the
+    library does, for good ids in either case and for every way an id can be bad."""
+    from ulid import ULID
+
+    from domain.ids import is_valid_id
+
+    good = [new_id() for _ in range(200)] + ["0" * 26, "7" + "Z" * 25]
+    bad_forms = []
+    for u in good[:20]:
+        bad_forms += [
+            u.lower(),
+            "8" + u[1:],
+            u[:-1] + "I",
+            u[:-1] + "l",
+            u[:-1] + "O",
+            u[:-1] + "u",
+            u[:-1] + "_",
+            " " + u[1:],
+            u + "\n",
+            u[:-1],
+            u + "0",
+            u[:-1] + "\x00",
+            u[:-1] + "\uff10",
+            "",
+        ]
+    for value in good + bad_forms:
+        try:
+            parsed: ULID | None = ULID.from_str(value)
+        except ValueError:
+            parsed = None
+        assert is_valid_id(value) == (parsed is not None), value
+        try:  # created_at reads an id's leading ULID, whatever follows it
+            expected_time = ULID.from_str(value[:26]).datetime
+        except ValueError:  # no ULID there, or one past the year 9999
+            expected_time = None
+        if expected_time is not None:
+            assert created_at(value) == expected_time
+        else:
+            with pytest.raises(ValueError):
+                created_at(value)

@@ -4,8 +4,8 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.ids import new_id
-from domain.voter_book import MERGE_MIN, VoterBook, ulid_number, ulid_string
+from domain.ids import new_id, ulid_number, ulid_string
+from domain.voter_book import MERGE_MIN, VoterBook
 from domain.votes import Tally
 
 ULIDS = [new_id() for _ in range(40)]
