@@ -15,6 +15,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -68,6 +69,10 @@ def consumer_config(bootstrap: str, group_id: str, **overrides: Any) -> dict[str
     }
     config.update(overrides)
     return config
+
+
+# A delivery answer on its way to the event loop that waits for it.
+Answer = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]", KafkaError | None]
 
 
 class DeliveryPending(Unavailable):
@@ -162,6 +167,12 @@ class EventPublisher:
         self._last_ack = 0.0
         self._fatal: KafkaError | None = None
         self._retired: list[Producer] = []
+        # Delivery answers, gathered on whichever thread serves librdkafka's callbacks
+        # and handed to their event loops once per poll: one wake-up of a loop for a
+        # poll's worth of answers instead of one per message.
+        self._answers: deque[
+            tuple[asyncio.AbstractEventLoop, asyncio.Future[None], KafkaError | None]
+        ] = deque()
         self._closing = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
         self._poller.start()
@@ -173,6 +184,24 @@ class EventPublisher:
                 old.poll(0)
                 if len(old) == 0:  # every message it took has its final answer
                     self._retired.remove(old)
+            if self._answers:
+                self._dispatch()
+
+    def _dispatch(self) -> None:
+        by_loop: dict[
+            asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], KafkaError | None]]
+        ] = {}
+        while True:
+            try:
+                loop, done, err = self._answers.popleft()
+            except IndexError:
+                break
+            by_loop.setdefault(loop, []).append((done, err))
+        for loop, answers in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(self._settle_all, answers)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
 
     def _on_error(self, err: KafkaError) -> None:
         # Called on the poll thread. Connection errors are librdkafka's to retry; only
@@ -216,10 +245,7 @@ class EventPublisher:
         done: asyncio.Future[None] = loop.create_future()
 
         def on_delivery(err: KafkaError | None, _msg: Message) -> None:
-            try:
-                loop.call_soon_threadsafe(self._settle, done, err)
-            except RuntimeError:  # the loop is closed: nobody waits any more
-                pass
+            self._answers.append((loop, done, err))
 
         started = time.monotonic()
         try:
@@ -247,6 +273,10 @@ class EventPublisher:
                 self._trip(f"no acknowledgement within {self._ack_wait}s")
             raise DeliveryPending(done, self._ack_wait or 0.0) from None
 
+    def _settle_all(self, answers: list[tuple[asyncio.Future[None], KafkaError | None]]) -> None:
+        for done, err in answers:
+            self._settle(done, err)
+
     def _settle(self, done: asyncio.Future[None], err: KafkaError | None) -> None:
         if err is None:
             self._last_ack = time.monotonic()
@@ -270,6 +300,7 @@ class EventPublisher:
         self._producer.flush(timeout)
         self._closing.set()
         self._poller.join(timeout=1)
+        self._dispatch()  # what the flush answered
 
 
 def _observed(future: asyncio.Future[None]) -> None:
