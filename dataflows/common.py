@@ -3,6 +3,7 @@ a progress counter the replay command reads."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -10,6 +11,7 @@ import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
+from prometheus_client import Counter
 
 from dataflows.checks import check_ids
 from dataflows.guard import Guard, Origin, Traced, letter
@@ -39,6 +41,13 @@ class Event:
     payload: Payload
 
 
+@functools.cache
+def _records_counter(dataflow: str, topic: str) -> Counter:
+    """The labelled child, looked up once: `labels()` takes a lock and a dict lookup,
+    and this runs for every record."""
+    return RECORDS.labels(dataflow, topic)
+
+
 def origin_of(msg: Message) -> Origin:
     return Origin(
         msg.topic or "",
@@ -59,7 +68,7 @@ def as_record(dataflow: str, item: SourceItem) -> Traced[bytes | None] | DeadLet
             return None
         return letter(dataflow, "kafka_in", origin_of(item.msg), f"kafka: {item.err.str()}")
     PROGRESS.count += 1
-    RECORDS.labels(dataflow, item.topic or "").inc()
+    _records_counter(dataflow, item.topic or "").inc()
     return Traced(origin_of(item), item.value)
 
 
