@@ -42,9 +42,8 @@ ODD = (-1, 1, 1, 0, -1)  # ... and odd users end down
 # One round of the storm for wrk: thread t (of `threads`) sends the plan's entries t+1,
 # t+1+threads, ...; once its share is sent it sends GETs of a route that answers 204 at
 # once (one per connection every 100 ms), so every connection stays open until the
-# thread has every vote's answer. Then
-# it prints its count and stops; wrk itself runs its whole -d, so the benchmark ends it
-# (SIGINT) once every thread has printed.
+# thread has every vote's answer. Then it prints its count and stops; wrk itself runs
+# its whole -d, so the benchmark ends it (SIGINT) once every thread has printed.
 ROUND_TIMEOUT_SECONDS = 300
 ROUND_LUA = """
 local plan = {%(plan)s}
@@ -82,7 +81,7 @@ end
 delay = function()
   -- Fillers only keep connections open while the last votes are answered: slowly,
   -- so they take no CPU from the design under test.
-  if next_entry ~= nil and next_entry > #plan then return 100 end
+  if next_entry > #plan then return 100 end
   return 0
 end
 response = function(status, headers, body)
@@ -142,6 +141,8 @@ def storm(
     """Seconds to run every round; each user's votes keep their order across rounds.
     The scripts are written first, so only wrk's runs are timed."""
     threads = 2
+    if len(tokens) < threads:
+        raise ValueError(f"a storm needs at least {threads} users, one per wrk thread")
     with tempfile.TemporaryDirectory() as tmp:
         scripts = []
         for r in range(rounds):

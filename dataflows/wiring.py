@@ -279,7 +279,7 @@ class Wiring:
         }
         brokers = [self.settings.kafka_bootstrap]
         pause = timedelta(milliseconds=self.settings.dataflow_idle_pause_max_ms)
-        interval = max(batch_interval_ms or 0, self.settings.dataflow_batch_interval_ms)
+        interval = max(batch_interval_ms or 0, self.settings.dataflow_batch_interval_ms, 0)
         return PositionedKafkaSource(
             self.starts,
             brokers,

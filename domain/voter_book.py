@@ -19,11 +19,12 @@ from collections.abc import Iterator, Mapping
 from domain.ids import ulid_number, ulid_string
 
 _LOW = (1 << 64) - 1
+_MAX_PACKED = _LOW  # an unsigned 64-bit array element
 MERGE_MIN = 16
 
 
 class VoterBook:
-    """user id -> packed vote (a non-negative int below 2**64)."""
+    """user id -> packed vote (a non-negative int below 2**64; `put` refuses others)."""
 
     __slots__ = ("_high", "_low", "_other", "_packed", "_recent")
 
@@ -62,10 +63,17 @@ class VoterBook:
 
     def put(self, user_id: str, packed: int, only_newer: bool = True) -> tuple[bool, int | None]:
         """Store `packed` for the voter, unless `only_newer` and what is held has the
-        same or a later version (packed // 4). Returns (stored, what was held)."""
+        same or a later version (packed // 4). Returns (stored, what was held).
+        ValueError, with nothing changed, for a value the arrays cannot hold."""
+        if not 0 <= packed <= _MAX_PACKED:
+            raise ValueError(f"packed vote out of range: {packed}")
+
+        def refused(held: int | None) -> bool:
+            return only_newer and held is not None and packed >> 2 <= held >> 2
+
         held = self._recent.get(user_id)
         if held is not None:
-            if only_newer and packed >> 2 <= held >> 2:
+            if refused(held):
                 return False, held
             self._recent[user_id] = packed
             return True, held
@@ -74,14 +82,14 @@ class VoterBook:
             if self._other is None:
                 self._other = {}
             held = self._other.get(user_id)
-            if held is not None and only_newer and packed >> 2 <= held >> 2:
+            if refused(held):
                 return False, held
             self._other[sys.intern(user_id)] = packed
             return True, held
         i = self._find(number)
         if i >= 0:
             held = self._packed[i]
-            if only_newer and packed >> 2 <= held >> 2:
+            if refused(held):
                 return False, held
             self._packed[i] = packed
             return True, held

@@ -170,9 +170,7 @@ class EventPublisher:
         # Delivery answers, gathered on whichever thread serves librdkafka's callbacks
         # and handed to their event loops once per poll: one wake-up of a loop for a
         # poll's worth of answers instead of one per message.
-        self._answers: deque[
-            tuple[asyncio.AbstractEventLoop, asyncio.Future[None], KafkaError | None]
-        ] = deque()
+        self._answers: deque[Answer] = deque()
         self._closing = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
         self._poller.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from confluent_kafka import KafkaError
 from confluent_kafka.admin import NewTopic
 
 from stores.kafka import EventPublisher
@@ -26,7 +27,7 @@ async def test_concurrent_publishes_are_all_answered_in_few_wake_ups(stack, sett
     hand_offs: list[int] = []
     settle_all = publisher._settle_all
 
-    def counted(answers):  # type: ignore[no-untyped-def]
+    def counted(answers: list[tuple[asyncio.Future[None], KafkaError | None]]) -> None:
         hand_offs.append(len(answers))
         settle_all(answers)
 

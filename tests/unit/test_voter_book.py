@@ -1,6 +1,7 @@
 import pickle
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -89,3 +90,21 @@ def test_a_snapshot_from_before_the_voter_book_resumes():
     assert tally.apply(ULIDS[0], -1, 10)
     assert (tally.upvotes, tally.downvotes) == (0, 2)
     assert not tally.exclude(ULIDS[3])
+
+
+def test_a_version_too_big_to_hold_is_refused_and_changes_nothing():
+    """The event schema allows versions up to 2**63 - 1, more than a packed vote in an
+    unsigned 64-bit array can take: the vote must be refused (the dataflow dead-letters
+    it) before anything changes, or every later merge of the target would fail."""
+    tally = Tally()
+    for i, user in enumerate(ULIDS[: MERGE_MIN - 1]):
+        assert tally.apply(user, 1, i + 1)
+    before = (tally.upvotes, tally.downvotes, tally.seq, tally.voters.as_dict())
+    with pytest.raises(ValueError):
+        tally.apply(ULIDS[MERGE_MIN], 1, 2**63 - 1)
+    with pytest.raises(ValueError):
+        tally.voters.put("not-a-ulid", -4)
+    assert (tally.upvotes, tally.downvotes, tally.seq, tally.voters.as_dict()) == before
+    for user in ULIDS[MERGE_MIN : MERGE_MIN + 20]:  # merges still work afterwards
+        assert tally.apply(user, -1, 10**6)
+    assert tally.downvotes == 20

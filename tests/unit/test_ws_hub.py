@@ -59,15 +59,16 @@ async def test_backlog_first_repeats_dropped_latest_count_only():
     assert marked == ["n1", "n2"]
 
 
+async def ignore_marks(_ids: list[str]) -> None:
+    """What a hub calls to mark notifications delivered, when a test does not care."""
+
+
 async def test_a_stalled_socket_is_closed_and_never_slows_the_others():
     class FakeRedis:
         def pubsub(self) -> object:
             return object()
 
-    async def mark(_ids: list[str]) -> None:
-        return None
-
-    hub = Hub(FakeRedis(), mark)  # type: ignore[arg-type]
+    hub = Hub(FakeRedis(), ignore_marks)  # type: ignore[arg-type]
     slow = Client(FakeSocket(stalled=True), "slow", queue_limit=5)
     fast_socket = FakeSocket()
     fast = Client(fast_socket, "fast", queue_limit=5)
@@ -107,10 +108,7 @@ async def test_the_reader_outlives_an_error_it_did_not_foresee():
         def pubsub(self) -> FlakyPubSub:
             return FlakyPubSub()
 
-    async def mark(_ids: list[str]) -> None:
-        return None
-
-    hub = Hub(FakeRedis(), mark)  # type: ignore[arg-type]
+    hub = Hub(FakeRedis(), ignore_marks)  # type: ignore[arg-type]
     socket = FakeSocket()
     client = Client(socket, "u", queue_limit=5)
     hub.clients = {"u": {client}}
