@@ -37,7 +37,7 @@ from bytewax.run import cli_main
 from tqdm import tqdm
 
 from dataflows import common, dead_letters, rebuild
-from dataflows.bootstrap import JOBS, build
+from dataflows.bootstrap import JOBS, Job, build
 from observability import logs, metrics, tracing
 from stores.kafka_admin import end_offsets, offsets_for_time, partition_starts
 from stores.settings import Settings, get_settings
@@ -65,6 +65,14 @@ def execute(flow: Dataflow, args: argparse.Namespace, recovery: Path) -> None:
         epoch_interval=timedelta(seconds=args.snapshot_seconds),
         recovery_config=RecoveryConfig(str(recovery)),
     )
+
+
+def epoch_seconds(given: int | None, settings: Settings, job: Job) -> int:
+    """The flow's epoch: as given on the command line, else the settings' epoch but at
+    least the flow's own floor (see `Job.min_snapshot_seconds`)."""
+    if given is not None:
+        return given
+    return max(settings.dataflow_snapshot_seconds, job.min_snapshot_seconds)
 
 
 def log_size(settings: Settings, topics: tuple[str, ...]) -> int:
@@ -112,7 +120,7 @@ def main() -> None:
         type=int,
         default=None,
         help="seconds per epoch: how often state is snapshotted (and at most how much a"
-        " resume reads again); default DATAFLOW_SNAPSHOT_SECONDS, else 5",
+        " resume reads again); default DATAFLOW_SNAPSHOT_SECONDS, else 5 (30 for spam)",
     )
     parser.add_argument("--yes", action="store_true", help="replay without asking")
     args = parser.parse_args()
@@ -129,9 +137,8 @@ def main() -> None:
     logs.configure(f"dataflow:{args.name}")
     tracing.configure(f"dataflow:{args.name}")
     settings = get_settings()
-    if args.snapshot_seconds is None:
-        args.snapshot_seconds = settings.dataflow_snapshot_seconds
     job = JOBS[args.name]
+    args.snapshot_seconds = epoch_seconds(args.snapshot_seconds, settings, job)
     recovery = recovery_dir(settings, args.name)
     if args.command == "run":
         if args.metrics_port:

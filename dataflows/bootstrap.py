@@ -160,6 +160,11 @@ class Job:
     backfillable: bool = False
     # Run after a replay has reached the end of the log (search swaps its indexes in).
     after_replay: Callable[[Settings], None] | None = None
+    # The shortest epoch this flow runs with. Bytewax garbage-collects its recovery
+    # store at every epoch with a pass over all of the store's snapshots, so a flow
+    # holding many keys (spam keeps each voter for a week) pays in proportion to its
+    # state, every epoch. A longer epoch means more of the log read again on resume.
+    min_snapshot_seconds: int = 0
 
 
 JOBS: dict[str, Job] = {
@@ -169,7 +174,9 @@ JOBS: dict[str, Job] = {
     "karma": Job(karma_flow, karma.wipe, tuple(karma.TOPICS)),
     "mentions": Job(mentions_flow, mentions.wipe, tuple(mentions.TOPICS), backfillable=True),
     "media": Job(media_flow, media.wipe, tuple(media.TOPICS), backfillable=True),
-    "spam": Job(spam_flow, spam.wipe, tuple(spam.TOPICS)),
+    "spam": Job(
+        spam_flow, spam.wipe, tuple(spam.TOPICS), min_snapshot_seconds=spam.SNAPSHOT_SECONDS
+    ),
     "search": Job(
         search_flow, search.wipe, tuple(search.TOPICS), after_replay=search.finish_replay
     ),

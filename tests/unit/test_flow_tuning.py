@@ -1,0 +1,62 @@
+"""How each flow reads the log and how often it snapshots: a flow with a batch interval
+fetches once per interval, and spam, whose state is a week of votes, runs longer epochs
+unless told otherwise."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bytewax.inputs import Source
+
+from dataflows.__main__ import epoch_seconds
+from dataflows.bootstrap import JOBS
+from dataflows.common import SourceItem
+from dataflows.wiring import (
+    BATCHED_FETCH_MIN_BYTES,
+    FETCH_WAIT_MS,
+    PositionedKafkaSource,
+    Wiring,
+    fetch_config,
+)
+from stores.settings import get_settings
+
+
+def consumer_settings(source: Source[SourceItem]) -> dict[str, str]:
+    """What the flow's Kafka consumers are configured with beyond Bytewax's own."""
+    assert isinstance(source, PositionedKafkaSource)
+    return source._add_config
+
+
+def test_a_flow_without_interval_gets_each_record_at_once() -> None:
+    assert fetch_config(0) == {"fetch.wait.max.ms": FETCH_WAIT_MS}
+    assert "fetch.min.bytes" not in fetch_config(-5)
+
+
+def test_a_batched_flow_fetches_once_per_interval() -> None:
+    config = fetch_config(250)
+    assert config == {"fetch.wait.max.ms": "250", "fetch.min.bytes": BATCHED_FETCH_MIN_BYTES}
+    assert int(BATCHED_FETCH_MIN_BYTES) >= 1 << 20
+
+
+def test_the_source_carries_the_flows_fetch_settings() -> None:
+    settings = replace(get_settings(), dataflow_batch_interval_ms=0)
+    wiring = Wiring(settings, "spam")
+    batched = wiring.source(["votes"], 250)
+    plain = wiring.source(["votes"])
+    assert consumer_settings(batched) == fetch_config(250)
+    assert consumer_settings(plain) == fetch_config(0)
+    # A platform-wide interval applies to every flow, the longer of the two winning.
+    wider = Wiring(replace(settings, dataflow_batch_interval_ms=400), "votes")
+    assert consumer_settings(wider.source(["votes"], 250)) == fetch_config(400)
+
+
+def test_spam_runs_longer_epochs_than_the_default() -> None:
+    settings = replace(get_settings(), dataflow_snapshot_seconds=5)
+    assert epoch_seconds(None, settings, JOBS["spam"]) == 30
+    assert epoch_seconds(None, settings, JOBS["votes"]) == 5
+
+
+def test_an_epoch_given_on_the_command_line_wins() -> None:
+    settings = replace(get_settings(), dataflow_snapshot_seconds=5)
+    assert epoch_seconds(2, settings, JOBS["spam"]) == 2
+    assert epoch_seconds(None, replace(settings, dataflow_snapshot_seconds=60), JOBS["spam"]) == 60
