@@ -152,7 +152,8 @@ class RankedListings:
         ttl: int,
         after: tuple[str, str] | None,
     ) -> Page:
-        """The first call (no cursor) freezes the union of `set_keys` into `snapshot`."""
+        """The first call (no cursor) freezes the union of `set_keys` into `snapshot`;
+        a `size` of 0 reads an existing snapshot from its start instead (-1 if gone)."""
         keys = [snapshot_key(user_id, snapshot), *([] if after else set_keys)]
         args: list[Any] = [limit, user_id, size, ttl, *(after or ())]
         raw = await self._call("feed_page", keys, args)

@@ -34,6 +34,13 @@ FEED_SNAPSHOT = 500  # posts frozen per feed snapshot
 FEED_TTL_SECONDS = 900
 PAGE_CACHE_SECONDS = 0.25  # micro-cache of ranked pages per API process
 SUBSCRIPTIONS_CACHE_SECONDS = 2.0  # a join or leave shows in the feed within this
+# A reader's first page of the home feed reuses the order this process froze for them
+# less than this long ago. Freezing is a merge of every subscribed community's ranked
+# set (thousands of entries) into a new sorted set of FEED_SNAPSHOT posts: a reader
+# refreshing their feed many times a second made Redis do that, and hold one more 70 KB
+# set for FEED_TTL_SECONDS, each time. Counts and visibility are read live on every
+# page; only the order can be this much older.
+FEED_REUSE_SECONDS = 2.0
 PAGE_CACHE_ENTRIES = 10_000
 
 
@@ -47,6 +54,15 @@ class RankedPage:
     last: tuple[str, str] | None
     size: int
     hidden: int  # entries left out for everyone but their authors and moderators
+
+
+@dataclass(frozen=True)
+class FrozenFeed:
+    """A home-feed order this process froze for a reader (see FEED_REUSE_SECONDS)."""
+
+    expires: float
+    snapshot: str
+    communities: tuple[str, ...]
 
 
 def sort_key(sort: str, window: str | None) -> tuple[str, str | None]:
@@ -73,6 +89,7 @@ class ListingService:
         self.shards = shards
         self.access = access
         self._subscriptions: OrderedDict[str, tuple[float, list[str]]] = OrderedDict()
+        self._frozen: OrderedDict[tuple[str, str, str | None], FrozenFeed] = OrderedDict()
         self._pages: OrderedDict[tuple[str, tuple[str, str] | None, int], RankedPage] = (
             OrderedDict()
         )
@@ -167,22 +184,50 @@ class ListingService:
                 raise ValidationFailed("cursor is not valid", {"cursor": "malformed"})
             if owner != _owner_tag(principal.user_id):
                 raise ValidationFailed("cursor belongs to another user", {"cursor": "not yours"})
-            set_keys: list[str] = []
-            after: tuple[str, str] | None = (rank, post_id)
+            page = await self.listings.feed_page(
+                snapshot,
+                [],
+                limit,
+                principal.user_id,
+                FEED_SNAPSHOT,
+                FEED_TTL_SECONDS,
+                (rank, post_id),
+            )
+            if page.size < 0:
+                raise ValidationFailed("cursor expired, start again", {"cursor": "expired"})
         else:
-            communities = await self._subscribed(principal.user_id)
-            snapshot, after = new_id(), None
-            set_keys = [rank_key(c, sort, window) for c in communities]
-        page = await self.listings.feed_page(
-            snapshot, set_keys, limit, principal.user_id, FEED_SNAPSHOT, FEED_TTL_SECONDS, after
-        )
-        if page.size < 0:
-            raise ValidationFailed("cursor expired, start again", {"cursor": "expired"})
+            snapshot, page = await self._first_feed_page(principal.user_id, sort, window, limit)
         items = await self._items(page)
         more = page.last is not None and page_count(page, items) >= limit
         owner = _owner_tag(principal.user_id)
         next_cursor = encode_cursor([snapshot, *page.last, owner]) if more and page.last else None
         return {"items": items, "next_cursor": next_cursor}
+
+    async def _first_feed_page(
+        self, user_id: str, sort: str, window: str | None, limit: int
+    ) -> tuple[str, Page]:
+        """The reader's recently frozen order if there is one (FEED_REUSE_SECONDS) and
+        it still exists, else a newly frozen one."""
+        communities = tuple(await self._subscribed(user_id))
+        key = (user_id, sort, window)
+        now = time.monotonic()
+        recent = self._frozen.get(key)
+        if recent is not None and recent.expires > now and recent.communities == communities:
+            page = await self.listings.feed_page(
+                recent.snapshot, [], limit, user_id, 0, FEED_TTL_SECONDS, None
+            )
+            if page.size >= 0:
+                return recent.snapshot, page
+        snapshot = new_id()
+        set_keys = [rank_key(c, sort, window) for c in communities]
+        page = await self.listings.feed_page(
+            snapshot, set_keys, limit, user_id, FEED_SNAPSHOT, FEED_TTL_SECONDS, None
+        )
+        self._frozen[key] = FrozenFeed(now + FEED_REUSE_SECONDS, snapshot, communities)
+        self._frozen.move_to_end(key)
+        while len(self._frozen) > PAGE_CACHE_ENTRIES:
+            self._frozen.popitem(last=False)
+        return snapshot, page
 
     async def _items(self, page: Page) -> list[dict[str, Any]] | orjson.Fragment:
         """The page's items; views missing from Redis are read from the shards."""

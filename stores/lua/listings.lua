@@ -148,7 +148,8 @@ local function rank_page(keys, args)
 end
 
 -- KEYS: snapshot, then the community sets (first page only).
--- ARGV: limit, user, snapshot size, ttl seconds [, cursor rank, cursor id]
+-- ARGV: limit, user, snapshot size (0: read an existing snapshot from its start), ttl
+-- seconds [, cursor rank, cursor id]
 -- The first page freezes the union of the sets (a k-way merge by rank) into the
 -- snapshot; later pages read the frozen order. Returns like rank_page; set size -1
 -- when the snapshot has expired.
@@ -156,7 +157,7 @@ local function feed_page(keys, args)
   local limit = tonumber(args[1])
   local user = args[2]
   local snapshot = keys[1]
-  if not args[5] then
+  if not args[5] and tonumber(args[3]) > 0 then
     if #keys > 1 then
       redis.call('ZUNIONSTORE', snapshot, #keys - 1, unpack(keys, 2))
       redis.call('ZREMRANGEBYRANK', snapshot, 0, -tonumber(args[3]) - 1)

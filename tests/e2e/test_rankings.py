@@ -4,18 +4,23 @@ the home feed merges two shards with stable cursors under concurrent voting."""
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from confluent_kafka import Producer
 from ulid import ULID
 
+from api.services.listings import FEED_REUSE_SECONDS
 from domain import ranking
 from schemas.envelope import encode, new_event
 from schemas.events import PostCreated
 from schemas.topics import POSTS
 from stores.placement import shard_names
+from stores.rankings import snapshot_key
+from stores.redis_store import delete_matching, sync_client
 from stores.ring import ShardRing
 from tests.processes import wait_for
 
@@ -272,3 +277,36 @@ def test_rebuild_restores_lost_listings(client, settings):
         what="the rebuilt listing",
     )
     assert [p["score"] for p in client.listing(path)["items"]] == [3, 2, 1, 0]
+
+
+def test_a_readers_refreshes_share_one_frozen_feed(client, settings):
+    """Refreshing the home feed reads the order frozen for the reader moments ago instead
+    of merging every community again into a new set; if that set is gone, a new one is
+    frozen rather than an empty page served."""
+    owner = client.register("refresh")
+    reader = client.register("refresher")
+    name = client.community(owner)
+    assert client.http.post(f"/communities/{name}/join", headers=reader.headers).status_code == 200
+    posts = {client.post(owner, name, f"refresh-{i}") for i in range(3)}
+
+    def shown() -> set[str]:
+        return {p["post_id"] for p in client.listing("/feed?sort=new", reader)["items"]}
+
+    wait_for(lambda: shown() == posts, timeout=20, what="the feed shows the new posts")
+    redis = sync_client(settings.redis_url)
+    frozen = snapshot_key(reader.user_id, "*")
+    delete_matching(redis, frozen)
+    started = time.monotonic()
+    for _ in range(20):
+        assert shown() == posts
+    elapsed = time.monotonic() - started
+    sets = list(redis.scan_iter(match=frozen))
+    # At most one freeze per API process (two at most here) per reuse window elapsed,
+    # where one per request would be twenty.
+    assert 1 <= len(sets) <= 2 * (math.ceil(elapsed / FEED_REUSE_SECONDS) + 1) < 20, (
+        len(sets),
+        elapsed,
+    )
+    delete_matching(redis, frozen)  # the frozen order is lost (a flushed Redis)
+    assert shown() == posts
+    assert list(redis.scan_iter(match=frozen))
