@@ -33,9 +33,13 @@ def test_a_flow_without_interval_gets_each_record_at_once() -> None:
 
 
 def test_a_batched_flow_fetches_once_per_interval() -> None:
-    config = fetch_config(250)
-    assert config == {"fetch.wait.max.ms": "250", "fetch.min.bytes": BATCHED_FETCH_MIN_BYTES}
+    config = fetch_config(2000)
+    assert config == {"fetch.wait.max.ms": "2000", "fetch.min.bytes": BATCHED_FETCH_MIN_BYTES}
     assert int(BATCHED_FETCH_MIN_BYTES) >= 1 << 20
+
+
+def test_a_short_interval_does_not_make_an_idle_flow_poll_more() -> None:
+    assert fetch_config(250)["fetch.wait.max.ms"] == FETCH_WAIT_MS
 
 
 def test_the_source_carries_the_flows_fetch_settings() -> None:
