@@ -142,21 +142,22 @@ class RankedListings:
         raw = await self._call("rank_page", keys, args)
         return _page(raw)
 
-    async def feed_page(
-        self,
-        snapshot: str,
-        set_keys: list[str],
-        limit: int,
-        user_id: str,
-        size: int,
-        ttl: int,
-        after: tuple[str, str] | None,
+    async def freeze_feed(
+        self, snapshot: str, set_keys: list[str], limit: int, user_id: str, size: int, ttl: int
     ) -> Page:
-        """The first call (no cursor) freezes the union of `set_keys` into `snapshot`;
-        a `size` of 0 reads an existing snapshot from its start instead (-1 if gone)."""
-        keys = [snapshot_key(user_id, snapshot), *([] if after else set_keys)]
-        args: list[Any] = [limit, user_id, size, ttl, *(after or ())]
-        raw = await self._call("feed_page", keys, args)
+        """Freezes the union of `set_keys` (its best `size` entries, kept `ttl` seconds)
+        into `snapshot` and returns its first page."""
+        keys = [snapshot_key(user_id, snapshot), *set_keys]
+        raw = await self._call("feed_page", keys, [limit, user_id, size, ttl])
+        return _page(raw)
+
+    async def frozen_feed_page(
+        self, snapshot: str, limit: int, user_id: str, after: tuple[str, str] | None
+    ) -> Page:
+        """A page of a frozen snapshot, after the cursor or from its start; size -1 if
+        the snapshot is gone."""
+        args: list[Any] = [limit, user_id, 0, 0, *(after or ())]
+        raw = await self._call("feed_page", [snapshot_key(user_id, snapshot)], args)
         return _page(raw)
 
     async def my_votes(self, user_id: str, post_ids: list[str]) -> list[int]:

@@ -184,14 +184,8 @@ class ListingService:
                 raise ValidationFailed("cursor is not valid", {"cursor": "malformed"})
             if owner != _owner_tag(principal.user_id):
                 raise ValidationFailed("cursor belongs to another user", {"cursor": "not yours"})
-            page = await self.listings.feed_page(
-                snapshot,
-                [],
-                limit,
-                principal.user_id,
-                FEED_SNAPSHOT,
-                FEED_TTL_SECONDS,
-                (rank, post_id),
+            page = await self.listings.frozen_feed_page(
+                snapshot, limit, principal.user_id, (rank, post_id)
             )
             if page.size < 0:
                 raise ValidationFailed("cursor expired, start again", {"cursor": "expired"})
@@ -213,15 +207,13 @@ class ListingService:
         now = time.monotonic()
         recent = self._frozen.get(key)
         if recent is not None and recent.expires > now and recent.communities == communities:
-            page = await self.listings.feed_page(
-                recent.snapshot, [], limit, user_id, 0, FEED_TTL_SECONDS, None
-            )
+            page = await self.listings.frozen_feed_page(recent.snapshot, limit, user_id, None)
             if page.size >= 0:
                 return recent.snapshot, page
         snapshot = new_id()
         set_keys = [rank_key(c, sort, window) for c in communities]
-        page = await self.listings.feed_page(
-            snapshot, set_keys, limit, user_id, FEED_SNAPSHOT, FEED_TTL_SECONDS, None
+        page = await self.listings.freeze_feed(
+            snapshot, set_keys, limit, user_id, FEED_SNAPSHOT, FEED_TTL_SECONDS
         )
         self._frozen[key] = FrozenFeed(now + FEED_REUSE_SECONDS, snapshot, communities)
         self._frozen.move_to_end(key)

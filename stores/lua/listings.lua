@@ -148,8 +148,8 @@ local function rank_page(keys, args)
 end
 
 -- KEYS: snapshot, then the community sets (first page only).
--- ARGV: limit, user, snapshot size (0: read an existing snapshot from its start), ttl
--- seconds [, cursor rank, cursor id]
+-- ARGV: limit, user, snapshot size (0: only read an existing snapshot, from its start or
+-- after the cursor), ttl seconds [, cursor rank, cursor id]
 -- The first page freezes the union of the sets (a k-way merge by rank) into the
 -- snapshot; later pages read the frozen order. Returns like rank_page; set size -1
 -- when the snapshot has expired.
