@@ -262,8 +262,14 @@ def test_private_communities_only_for_members_and_shadow_bans_only_for_the_autho
     assert found(client, outsider, community=name) == []
     # autocomplete: the private community only for its members
     prefix = name[:-1]
-    listed = client.http.get("/communities", params={"prefix": prefix}, headers=member.headers)
-    assert name in [c["name"] for c in listed.json()["items"]]
+
+    def member_lists_it() -> bool:
+        # the community's own document is indexed from its topic, not with the post
+        r = client.http.get("/communities", params={"prefix": prefix}, headers=member.headers)
+        assert r.status_code == 200, r.text
+        return name in [c["name"] for c in r.json()["items"]]
+
+    wait_for(member_lists_it, timeout=WAIT, interval=0.1, what="member lists the community")
     hidden = client.http.get("/communities", params={"prefix": prefix}, headers=outsider.headers)
     assert name not in [c["name"] for c in hidden.json()["items"]]
 
