@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from confluent_kafka import KafkaError as ConfluentError
 
 from dataflows.common import SourceItem
 from dataflows.guard import Backoff, BatchWriter, GuardedSink, LetterBox, describe
+from dataflows.shared_consumer import ConsumerPool, Inbox
 from schemas.envelope import encode, new_event
 from schemas.events import DeadLetter
 from schemas.topics import DEAD_LETTER
@@ -31,9 +33,9 @@ log = logging.getLogger("dataflows")
 
 # How long a caught-up partition waits before polling again: 10 ms, and once it has
 # been quiet for QUIET_GRACE, twice as long after each empty poll, up to settings'
-# dataflow_idle_pause_max_ms (100 ms by default). Each flow has one consumer
-# per partition (14 to 26 of them), so a longer most spares an idle dataflow much of its
-# polling; a partition taking a steady stream never leaves 10 ms, and only the first
+# dataflow_idle_pause_max_ms (100 ms by default). Each flow has 14 to 26 partitions
+# (read through one consumer per worker), so a longer most spares an idle dataflow much
+# of its polling; a partition taking a steady stream never leaves 10 ms, and only the first
 # record after a quiet second can wait up to the most. A record resets the pause. The
 # broker answers a fetch as soon as a record arrives (fetch.min.bytes 1), so a long
 # fetch wait costs no freshness: it only spares the broker a fetch request per partition.
@@ -47,6 +49,7 @@ QUIET_GRACE = timedelta(seconds=1)
 # each step carries an interval's worth of records. It costs at most one interval of
 # latency per hop.
 DEFAULT_BATCH_INTERVAL = timedelta(0)
+_TICK_SLACK = timedelta(microseconds=1)  # next_tick is strictly after: allow "on the tick"
 
 
 def next_tick(now: datetime, interval: timedelta) -> datetime:
@@ -214,8 +217,8 @@ class PositionedPartition(StatefulSourcePartition[SourceItem, int | None]):
             if self.quiet_since is None:
                 self.quiet_since = now
             self.idle_until = now + self.idle_pause
-            if self.batch_interval:
-                self.idle_until = max(self.idle_until, next_tick(now, self.batch_interval))
+            if self.batch_interval:  # the first tick at least a pause away: stay on ticks
+                self.idle_until = next_tick(self.idle_until - _TICK_SLACK, self.batch_interval)
             if now - self.quiet_since >= QUIET_GRACE:  # quiet for a while: poll less
                 self.idle_pause = min(self.idle_pause * 2, self.idle_pause_max)
         for item in batch:
@@ -256,13 +259,56 @@ class PositionedKafkaSource(KafkaSource):
         start = resume_state if resume_state is not None else self.starts.get(for_part)
         if start is not None and start < 0 and start not in (OFFSET_BEGINNING, OFFSET_END):
             start = None  # a position an older build recorded after an error: not a record
-        inner = super().build_part(step_id, for_part, start)
+        idx, topic = for_part.split("-", 1)
+        if topic not in self._topics:
+            raise ValueError(f"cannot resume partition {for_part!r}: not one of {self._topics}")
+        offset = start if start is not None else self._starting_offset
+        inbox = self._pool().for_this_worker().join(topic, int(idx), offset)
         return PositionedPartition(
-            inner,
+            InboxPartition(inbox),
             start if start is not None else OFFSET_BEGINNING,
             self.idle_pause_max,
             self.batch_interval,
         )
+
+    def _pool(self) -> ConsumerPool:
+        """The flow's consumers, one per worker (see `dataflows.shared_consumer`); made on
+        first use, so the source itself stays a plain, picklable description."""
+        with _POOLS_LOCK:
+            pool: ConsumerPool | None = self.__dict__.get("_consumers")
+            if pool is None:
+                config = {
+                    # Positions live in the recovery store, not in a consumer group.
+                    "group.id": "BYTEWAX_IGNORED",
+                    "enable.auto.commit": "false",
+                    "bootstrap.servers": ",".join(self._brokers),
+                    "enable.partition.eof": str(not self._tail),
+                    **self._add_config,
+                }
+                pool = self.__dict__["_consumers"] = ConsumerPool(config, self._batch_size)
+            return pool
+
+
+_POOLS_LOCK = threading.Lock()
+
+
+class InboxPartition:
+    """A partition's reads through its worker's shared consumer, ending (when the source
+    does not tail) once the partition's end has been handed over."""
+
+    def __init__(self, inbox: Inbox) -> None:
+        self.inbox = inbox
+        self.done = False
+
+    def next_batch(self) -> list[SourceItem]:
+        if self.done:
+            raise StopIteration()
+        items = self.inbox.take()
+        self.done = self.inbox.eof
+        return items
+
+    def close(self) -> None:
+        self.inbox.close()
 
 
 def fetch_config(batch_interval_ms: int) -> dict[str, str]:
