@@ -12,7 +12,7 @@ import bytewax.operators as op
 import pytest
 from bytewax.connectors.kafka import KafkaSourceMessage
 from bytewax.dataflow import Dataflow
-from bytewax.testing import TestingSink, run_main
+from bytewax.testing import TestingSink, cluster_main, run_main
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import NewTopic
 
@@ -141,3 +141,29 @@ def test_a_resumed_partition_rebuilds_on_a_fresh_consumer(
     part.close()
     with pytest.raises(ValueError, match="not one of"):
         source.build_part("in", "0-some-other-topic", None)
+
+
+def test_two_workers_in_one_process_each_read_through_their_own_consumer(
+    topics: dict[str, int], settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers of one process are threads: each builds and polls its own partitions,
+    so each gets a consumer of its own and no consumer is polled from two threads."""
+    monkeypatch.setattr(shared_consumer, "Consumer", CountedConsumer)
+    CountedConsumer.made.clear()
+    polled_from: dict[int, set[int]] = {}
+    pump = shared_consumer.SharedConsumer.pump
+
+    def recorded(self: shared_consumer.SharedConsumer, caller: shared_consumer.Inbox) -> None:
+        polled_from.setdefault(id(self), set()).add(threading.get_ident())
+        pump(self, caller)
+
+    monkeypatch.setattr(shared_consumer.SharedConsumer, "pump", recorded)
+    source = PositionedKafkaSource(None, [settings.kafka_bootstrap], list(topics), tail=False)
+    flow = Dataflow("shared_consumer_two_workers")
+    out: list[SourceItem] = []
+    op.output("out", op.input("in", flow, source), TestingSink(out))
+    cluster_main(flow, [], 0, worker_count_per_proc=2)
+    assert len(out) == sum(topics.values()) * PER_PARTITION
+    assert len(CountedConsumer.made) == 2
+    assert len(polled_from) == 2 and all(len(t) == 1 for t in polled_from.values())
+    assert len(set.union(*polled_from.values())) == 2
