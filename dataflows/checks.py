@@ -40,7 +40,13 @@ class InconsistentIds(ValueError):
 
 def check_ids(payload: Payload) -> None:
     """Raise InconsistentIds when the payload's ids cannot be what they claim."""
-    if isinstance(payload, PostCreated | PostEdited | PostDeleted | PostLocked | PostFlaired):
+    # Votes and scores first: they are most of every hot dataflow's records.
+    if isinstance(payload, VoteCast | ScoreChanged | VoteExcluded):
+        if payload.target_type == "post":
+            _post_in(payload.target_id, payload.community_id)
+        else:
+            _comment_in(payload.target_id, _post_of(payload.target_id), payload.community_id)
+    elif isinstance(payload, PostCreated | PostEdited | PostDeleted | PostLocked | PostFlaired):
         _post_in(payload.post_id, payload.community_id)
     elif isinstance(payload, CommentCreated | CommentEdited | CommentDeleted):
         _comment_in(payload.comment_id, payload.post_id, payload.community_id)
@@ -55,11 +61,6 @@ def check_ids(payload: Payload) -> None:
         if isinstance(payload, ContentModerated) and payload.target_type == "post":
             if payload.post_id != payload.target_id:
                 raise InconsistentIds("a moderated post's post_id must be its target_id")
-    elif isinstance(payload, VoteCast | ScoreChanged | VoteExcluded):
-        if payload.target_type == "post":
-            _post_in(payload.target_id, payload.community_id)
-        else:
-            _comment_in(payload.target_id, _post_of(payload.target_id), payload.community_id)
     elif isinstance(payload, PostPinned):
         _community(payload.community_id)
         for post_id in {payload.post_id, *payload.pins}:
