@@ -83,18 +83,22 @@ def test_every_event_type_has_a_catalogued_topic():
     assert all(t.partitions > 1 for t in CATALOG if t.name != "dead-letter")
 
 
+def post(title: str) -> PostCreated:
+    return PostCreated(
+        post_id="p",
+        community_id="c",
+        community_name="n",
+        author_id="a",
+        author_name="b",
+        title=title,
+        kind="text",
+        created_at=datetime.now(UTC),
+    )
+
+
 def test_post_title_limits():
     with pytest.raises(ValueError):
-        PostCreated(
-            post_id="p",
-            community_id="c",
-            community_name="n",
-            author_id="a",
-            author_name="b",
-            title="",
-            kind="text",
-            created_at=datetime.now(UTC),
-        )
+        post("")
 
 
 def vote_record(user_id_json: bytes) -> bytes:
@@ -147,13 +151,4 @@ def test_a_payload_built_in_code_is_checked_too():
     with pytest.raises(ValueError, match="U\\+0001"):
         vote(user_id="a\x01")
     with pytest.raises(ValueError, match="U\\+0000"):
-        PostCreated(
-            post_id="p",
-            community_id="c",
-            community_name="n",
-            author_id="a",
-            author_name="b",
-            title="t\x00",
-            kind="text",
-            created_at=datetime.now(UTC),
-        )
+        post("t\x00")
