@@ -92,6 +92,7 @@ def test_replay_after_moderation_shows_the_same(client: Client, platform) -> Non
         thread = state[f"anonymous {kept}"][2]
         done = (
             set(anonymous) == {kept, edited, approved}
+            and set(state["anonymous hot"]) == {kept, edited, approved}
             and page["flair"] == "news"
             and page["title"] == "edited!"
             and page["locked"]
