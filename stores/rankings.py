@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from redis.client import Pipeline
 from redis.exceptions import ResponseError
 
+from stores.coalesce import Coalescer
 from stores.redis_store import LUA, delete_matching
 
 SET_LIMIT = 1000  # entries kept per set; deeper pages come from the shard
@@ -110,6 +111,7 @@ class RankedListings:
 
     def __init__(self, client: aioredis.Redis) -> None:
         self.client = client
+        self._votes: Coalescer[tuple[str, list[str]], list[int]] = Coalescer(self._votes_of)
 
     async def load(self) -> None:
         """Install (or upgrade) the function library; idempotent."""
@@ -161,10 +163,22 @@ class RankedListings:
         return _page(raw)
 
     async def my_votes(self, user_id: str, post_ids: list[str]) -> list[int]:
+        """The reader's direction on each post (0 for none). Concurrent requests' lookups
+        go to Redis together, in one call."""
         if not post_ids:
             return []
-        raw = await self._call("my_votes", [], [user_id, *post_ids])
-        return [int(v) for v in raw]
+        return await self._votes.call((user_id, post_ids))
+
+    async def _votes_of(self, asks: list[tuple[str, list[str]]]) -> list[list[int]]:
+        args: list[Any] = []
+        for user_id, post_ids in asks:
+            args += [user_id, len(post_ids), *post_ids]
+        raw = await self._call("my_votes_batch", [], args)
+        answers, at = [], 0
+        for _, post_ids in asks:
+            answers.append([int(v) for v in raw[at : at + len(post_ids)]])
+            at += len(post_ids)
+        return answers
 
 
 def _text(value: bytes | str | int) -> str:

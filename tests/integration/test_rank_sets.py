@@ -1,9 +1,11 @@
 """The bounded ranking sets: a post joining a full set trims it to its best entries;
 an update of a member does not."""
 
+import asyncio
+
 from domain.ids import new_id
-from stores.rankings import load_library, write_pipelined
-from stores.redis_store import sync_client
+from stores.rankings import RankedListings, load_library, write_pipelined
+from stores.redis_store import async_client, sync_client, voters_key
 
 
 def test_sets_keep_their_best_entries(stack, settings):
@@ -53,3 +55,40 @@ def test_a_redis_that_lost_its_functions_gets_them_back_and_the_writes_land(stac
         redis.delete(key)
         load_library(redis)
         redis.close()
+
+
+async def test_concurrent_readers_votes_are_answered_from_one_call_each_their_own(stack, settings):
+    """Readers' vote lookups made at once share a Redis call (stores/coalesce.py); each
+    reader still gets their own directions, in their page's order."""
+    redis = sync_client(settings.redis_url)
+    client = async_client(settings.redis_url)
+    listings = RankedListings(client)
+    await listings.load()
+    posts = [f"test{new_id()}" for _ in range(3)]
+    try:
+        redis.hset(voters_key(posts[0]), mapping={"alice": 1, "bob": -1})
+        redis.hset(voters_key(posts[2]), mapping={"alice": -1})
+        calls: list[str] = []
+        answer_all = listings._votes._answer_all
+
+        async def counted(asks):
+            calls.append("fcall")
+            return await answer_all(asks)
+
+        listings._votes._answer_all = counted
+        alice, bob, carol, again = await asyncio.gather(
+            listings.my_votes("alice", posts),
+            listings.my_votes("bob", posts),
+            listings.my_votes("carol", posts[:2]),
+            listings.my_votes("alice", list(reversed(posts))),
+        )
+        assert alice == [1, 0, -1]
+        assert bob == [-1, 0, 0]
+        assert carol == [0, 0]
+        assert again == [-1, 0, 1]
+        assert calls == ["fcall"]
+        assert await listings.my_votes("bob", []) == []
+    finally:
+        redis.delete(*(voters_key(p) for p in posts))
+        redis.close()
+        await client.aclose()
