@@ -145,20 +145,34 @@ class RankedListings:
         return _page(raw)
 
     async def freeze_feed(
-        self, snapshot: str, set_keys: list[str], limit: int, user_id: str, size: int, ttl: int
+        self,
+        snapshot: str,
+        set_keys: list[str],
+        limit: int,
+        user_id: str,
+        size: int,
+        ttl: int,
+        with_votes: bool = True,
     ) -> Page:
         """Freezes the union of `set_keys` (its best `size` entries, kept `ttl` seconds)
-        into `snapshot` and returns its first page."""
+        into `snapshot` and returns its first page (without `my_vote` unless
+        `with_votes`)."""
         keys = [snapshot_key(user_id, snapshot), *set_keys]
-        raw = await self._call("feed_page", keys, [limit, user_id, size, ttl])
-        return _page(raw)
+        args = [limit, user_id, size, ttl, "", "", _votes_flag(with_votes)]
+        return _page(await self._call("feed_page", keys, args))
 
     async def frozen_feed_page(
-        self, snapshot: str, limit: int, user_id: str, after: tuple[str, str] | None
+        self,
+        snapshot: str,
+        limit: int,
+        user_id: str,
+        after: tuple[str, str] | None,
+        with_votes: bool = True,
     ) -> Page:
         """A page of a frozen snapshot, after the cursor or from its start; size -1 if
         the snapshot is gone."""
-        args: list[Any] = [limit, user_id, 0, 0, *(after or ())]
+        rank, post_id = after or ("", "")
+        args: list[Any] = [limit, user_id, 0, 0, rank, post_id, _votes_flag(with_votes)]
         raw = await self._call("feed_page", [snapshot_key(user_id, snapshot)], args)
         return _page(raw)
 
@@ -179,6 +193,10 @@ class RankedListings:
             answers.append([int(v) for v in raw[at : at + len(post_ids)]])
             at += len(post_ids)
         return answers
+
+
+def _votes_flag(with_votes: bool) -> str:
+    return "1" if with_votes else "0"
 
 
 def _text(value: bytes | str | int) -> str:

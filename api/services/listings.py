@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +43,9 @@ SUBSCRIPTIONS_CACHE_SECONDS = 2.0  # a join or leave shows in the feed within th
 # set for FEED_TTL_SECONDS, each time. Counts and visibility are read live on every
 # page; only the order can be this much older.
 FEED_REUSE_SECONDS = 2.0
+# A community page: (set key, cursor, limit); a reader's feed page: (user, snapshot,
+# cursor, limit).
+PageKey = tuple[str, tuple[str, str] | None, int] | tuple[str, str, tuple[str, str] | None, int]
 PAGE_CACHE_ENTRIES = 10_000
 
 
@@ -108,11 +112,8 @@ class ListingService:
         self.access = access
         self._subscriptions: OrderedDict[str, tuple[float, list[str]]] = OrderedDict()
         self._frozen: OrderedDict[tuple[str, str, str | None], FrozenFeed] = OrderedDict()
-        self._pages: OrderedDict[tuple[str, tuple[str, str] | None, int], RankedPage] = (
-            OrderedDict()
-        )
-        self._loading: dict[tuple[str, tuple[str, str] | None, int], asyncio.Task[RankedPage]]
-        self._loading = {}
+        self._pages: OrderedDict[PageKey, RankedPage] = OrderedDict()
+        self._loading: dict[PageKey, asyncio.Future[RankedPage]] = {}
 
     async def community(
         self,
@@ -183,68 +184,73 @@ class ListingService:
     ) -> RankedPage:
         """One Redis round trip at most every PAGE_CACHE_SECONDS per page and process:
         hot listings are read far more often than they change."""
-        cache_key = (key, after, limit)
-        cached = self._pages.get(cache_key)
+        return await self._cached(
+            (key, after, limit),
+            lambda: self.listings.page(key, after, limit, "", pins_of=community_id),
+        )
+
+    async def _cached(self, key: PageKey, read: Callable[[], Awaitable[Page]]) -> RankedPage:
+        """The page under `key` if read less than PAGE_CACHE_SECONDS ago, else read;
+        the requests that find it expired together share that one read."""
+        cached = self._pages.get(key)
         if cached is not None and cached.expires > time.monotonic():
             return cached
-        # The requests that find the page expired together share one read of it.
-        loading = self._loading.get(cache_key)
+        loading = self._loading.get(key)
         if loading is None:
-            loading = asyncio.ensure_future(self._read_page(key, after, limit, community_id))
-            self._loading[cache_key] = loading
-            loading.add_done_callback(lambda _: self._loading.pop(cache_key, None))
+            loading = asyncio.ensure_future(self._read(key, read))
+            self._loading[key] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(key, None))
         return await asyncio.shield(loading)
 
-    async def _read_page(
-        self, key: str, after: tuple[str, str] | None, limit: int, community_id: str
-    ) -> RankedPage:
-        page = await self.listings.page(key, after, limit, "", pins_of=community_id)
+    async def _read(self, key: PageKey, read: Callable[[], Awaitable[Page]]) -> RankedPage:
+        page = await read()
         items = await self._items(page)
         listed = page.items() if isinstance(items, orjson.Fragment) else items
         body = page.items_json if isinstance(items, orjson.Fragment) else orjson.dumps(items)
         heads = tuple(orjson.dumps(i)[:-1] for i in listed)
-        ranked = RankedPage(
-            time.monotonic() + PAGE_CACHE_SECONDS,
-            listed,
-            body,
-            page.last,
-            page.size,
-            page.hidden,
-            heads,
-        )
-        cache_key = (key, after, limit)
-        self._pages[cache_key] = ranked
-        self._pages.move_to_end(cache_key)
-        while len(self._pages) > PAGE_CACHE_ENTRIES:
-            self._pages.popitem(last=False)
+        expires = time.monotonic() + PAGE_CACHE_SECONDS
+        ranked = RankedPage(expires, listed, body, page.last, page.size, page.hidden, heads)
+        if page.size >= 0:  # an expired feed snapshot is answered, not kept
+            self._pages[key] = ranked
+            self._pages.move_to_end(key)
+            while len(self._pages) > PAGE_CACHE_ENTRIES:
+                self._pages.popitem(last=False)
         return ranked
 
     async def feed(
         self, principal: Principal, sort: str, window: str | None, limit: int, cursor: str | None
     ) -> dict[str, Any]:
+        """The reader's pages are kept like community pages (PAGE_CACHE_SECONDS, per
+        process), without their votes: a reader refreshing often costs one lookup of
+        their votes per request instead of a page built in Redis."""
         sort, window = sort_key(sort, window)
+        user_id = principal.user_id
         if cursor:
             snapshot, rank, post_id, owner = decode_cursor(cursor, 4)
             if not all(isinstance(v, str) for v in (snapshot, rank, post_id)):
                 raise ValidationFailed("cursor is not valid", {"cursor": "malformed"})
-            if owner != _owner_tag(principal.user_id):
+            if owner != _owner_tag(user_id):
                 raise ValidationFailed("cursor belongs to another user", {"cursor": "not yours"})
-            page = await self.listings.frozen_feed_page(
-                snapshot, limit, principal.user_id, (rank, post_id)
+            after = (rank, post_id)
+            page = await self._cached(
+                (user_id, snapshot, after, limit),
+                lambda: self.listings.frozen_feed_page(
+                    snapshot, limit, user_id, after, with_votes=False
+                ),
             )
             if page.size < 0:
                 raise ValidationFailed("cursor expired, start again", {"cursor": "expired"})
         else:
-            snapshot, page = await self._first_feed_page(principal.user_id, sort, window, limit)
-        items = await self._items(page)
-        more = page.last is not None and page_count(page, items) >= limit
-        owner = _owner_tag(principal.user_id)
+            snapshot, page = await self._first_feed_page(user_id, sort, window, limit)
+        votes = await self.listings.my_votes(user_id, [i["post_id"] for i in page.items])
+        more = page.last is not None and len(page.items) >= limit
+        owner = _owner_tag(user_id)
         next_cursor = encode_cursor([snapshot, *page.last, owner]) if more and page.last else None
-        return {"items": items, "next_cursor": next_cursor}
+        return {"items": page.with_votes(votes), "next_cursor": next_cursor}
 
     async def _first_feed_page(
         self, user_id: str, sort: str, window: str | None, limit: int
-    ) -> tuple[str, Page]:
+    ) -> tuple[str, RankedPage]:
         """The reader's recently frozen order if there is one (FEED_REUSE_SECONDS) and
         it still exists, else a newly frozen one."""
         communities = tuple(await self._subscribed(user_id))
@@ -252,13 +258,28 @@ class ListingService:
         now = time.monotonic()
         recent = self._frozen.get(key)
         if recent is not None and recent.expires > now and recent.communities == communities:
-            page = await self.listings.frozen_feed_page(recent.snapshot, limit, user_id, None)
+            frozen = recent.snapshot
+            page = await self._cached(
+                (user_id, frozen, None, limit),
+                lambda: self.listings.frozen_feed_page(
+                    frozen, limit, user_id, None, with_votes=False
+                ),
+            )
             if page.size >= 0:
-                return recent.snapshot, page
+                return frozen, page
         snapshot = new_id()
         set_keys = [rank_key(c, sort, window) for c in communities]
-        page = await self.listings.freeze_feed(
-            snapshot, set_keys, limit, user_id, FEED_SNAPSHOT, FEED_TTL_SECONDS
+        page = await self._cached(
+            (user_id, snapshot, None, limit),
+            lambda: self.listings.freeze_feed(
+                snapshot,
+                set_keys,
+                limit,
+                user_id,
+                FEED_SNAPSHOT,
+                FEED_TTL_SECONDS,
+                with_votes=False,
+            ),
         )
         self._frozen[key] = FrozenFeed(now + FEED_REUSE_SECONDS, snapshot, communities)
         self._frozen.move_to_end(key)
@@ -314,10 +335,6 @@ class ListingService:
 def _owner_tag(user_id: str) -> str:
     """Names a feed cursor's reader without spelling their id."""
     return hashlib.blake2b(user_id.encode(), digest_size=8).hexdigest()
-
-
-def page_count(page: Page, items: list[dict[str, Any]] | orjson.Fragment) -> int:
-    return len(items) if isinstance(items, list) else page.count
 
 
 def _keyset(cursor: str | None) -> tuple[str, str] | None:

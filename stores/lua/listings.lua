@@ -61,7 +61,7 @@ local function item(id, ctx, extra)
   local down = tonumber(counts[2]) or 0
   local parts = {head, ',"upvotes":', up, ',"downvotes":', down, ',"score":', up - down,
     ',"comment_count":', comment_count(id, counts, ctx)}
-  if user ~= '' then
+  if user ~= '' and ctx.votes ~= false then
     parts[#parts + 1] = ',"my_vote":'
     parts[#parts + 1] = tonumber(redis.call('HGET', 'uv:' .. id, user)) or 0
   end
@@ -149,7 +149,8 @@ end
 
 -- KEYS: snapshot, then the community sets (first page only).
 -- ARGV: limit, user, snapshot size (0: only read an existing snapshot, from its start or
--- after the cursor), ttl seconds [, cursor rank, cursor id]
+-- after the cursor), ttl seconds [, cursor rank, cursor id ('' for none) [, '0' to leave
+-- out the reader's my_vote: the API adds it per request to a page it keeps]]
 -- The first page freezes the union of the sets (a k-way merge by rank) into the
 -- snapshot; later pages read the frozen order. Returns like rank_page; set size -1
 -- when the snapshot has expired.
@@ -157,7 +158,9 @@ local function feed_page(keys, args)
   local limit = tonumber(args[1])
   local user = args[2]
   local snapshot = keys[1]
-  if not args[5] and tonumber(args[3]) > 0 then
+  local rank, id = args[5], args[6]
+  if rank == '' then rank, id = nil, nil end
+  if not rank and tonumber(args[3]) > 0 then
     if #keys > 1 then
       redis.call('ZUNIONSTORE', snapshot, #keys - 1, unpack(keys, 2))
       redis.call('ZREMRANGEBYRANK', snapshot, 0, -tonumber(args[3]) - 1)
@@ -167,9 +170,9 @@ local function feed_page(keys, args)
   elseif redis.call('EXISTS', snapshot) == 0 then
     return {'[]', '', '', 0, -1, 0, 0}
   end
-  local ctx = {user = user, mod = false, banned = {}}
+  local ctx = {user = user, mod = false, banned = {}, votes = args[7] ~= '0'}
   local items = {}
-  local last_rank, last_id, missing, dropped = fill(snapshot, items, limit, ctx, args[5], args[6],
+  local last_rank, last_id, missing, dropped = fill(snapshot, items, limit, ctx, rank, id,
     {[''] = true})
   return {encode(items), last_rank, last_id, missing, redis.call('ZCARD', snapshot) - 1,
     #items, dropped}
