@@ -7,6 +7,7 @@ import asyncio
 import math
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -336,8 +337,11 @@ def test_kept_pages_show_each_readers_own_vote_at_once(client):
     def votes_on(path: str, reader) -> dict[str, int]:
         return {p["post_id"]: p["my_vote"] for p in client.listing(path, reader)["items"]}
 
+    def lists_all(path: str) -> Callable[[], bool]:
+        return lambda: set(votes_on(path, alice)) == set(posts)
+
     for path in pages.values():
-        wait_for(lambda path=path: set(votes_on(path, alice)) == set(posts), timeout=20, what=path)
+        wait_for(lists_all(path), timeout=20, what=path)
     for direction in (1, -1, 0):
         assert client.vote(alice, posts[1], direction).status_code == 200
         for path in pages.values():
