@@ -14,13 +14,15 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from domain.rate_limits import Charge, Verdict
 from stores import rate_limits
+from stores.coalesce import Coalescer
 from stores.standing_versions import versions_key
 
 LUA = Path(__file__).parent / "lua"
@@ -176,15 +178,55 @@ class VoteOutcome:
         return self.upvotes - self.downvotes
 
 
+CAST_ANSWER = 12  # entries in cast_vote.lua's answer
+CAST_FAILED = -9  # a cast of many_casts_source() that raised: the error follows
+Cast = tuple[list[str], list[str | int | float]]  # one cast_vote.lua call's keys and arguments
+
+
+def many_casts_source() -> str:
+    """cast_vote.lua for several casts in one call (Redis runs them one after the
+    other, as separate calls would). KEYS: every cast's keys in turn; ARGV[1] the
+    number of casts n, ARGV[2..n+1] each cast's key count, ARGV[n+2..2n+1] each one's
+    argument count, then every cast's arguments in turn. Returns the answers one after
+    the other, CAST_ANSWER entries each; a cast that raised answers CAST_FAILED and the
+    error (what it changed before raising stays, as with a call of its own)."""
+    return f"""{rate_limits.bucket_chunk()}
+local function cast_one(KEYS, ARGV)
+{script_source("cast_vote")}
+end
+local n = tonumber(ARGV[1])
+local out = {{}}
+local k, a = 0, 1 + 2 * n
+for i = 1, n do
+  local nk, na = tonumber(ARGV[1 + i]), tonumber(ARGV[1 + n + i])
+  local ok, answer = pcall(cast_one, {{unpack(KEYS, k + 1, k + nk)}},
+    {{unpack(ARGV, a + 1, a + na)}})
+  if not ok then
+    answer = {{{CAST_FAILED}, type(answer) == 'table' and answer.err or tostring(answer)}}
+  end
+  for j = 1, {CAST_ANSWER} do
+    local v = answer[j]
+    if v == nil then v = false end
+    out[#out + 1] = v
+  end
+  k, a = k + nk, a + na
+end
+return out
+"""
+
+
 class LiveVotes:
     """The API side: cast a vote atomically and read users' directions."""
 
     def __init__(self, client: aioredis.Redis) -> None:
         self.client = client
-        # The vote takes the user's rate-limit buckets in its own call (no extra trip).
+        # The vote takes the user's rate-limit buckets in its own call (no extra trip),
+        # and concurrent requests' votes go to Redis together (`_cast_all`).
         self._cast = client.register_script(
             rate_limits.bucket_chunk() + "\n" + script_source("cast_vote")
         )
+        self._cast_many = client.register_script(many_casts_source())
+        self._casts: Coalescer[Cast, list[Any]] = Coalescer(self._cast_all)
         self._revert = client.register_script(script_source("revert_vote"))
         self._settle = client.register_script(script_source("settle_vote"))
 
@@ -213,17 +255,15 @@ class LiveVotes:
             shadow_key(community_id),
             versions_key(community_id),
         ]
-        raw = await self._cast(
-            keys=keys + rate_limits.charge_keys(charges),
-            args=[
-                user_id,
-                direction,
-                len(charges),
-                "1" if hide_shadowed else "0",
-                standing_version,
-                *rate_limits.charge_args(charges),
-            ],
-        )
+        args: list[str | int | float] = [
+            user_id,
+            direction,
+            len(charges),
+            "1" if hide_shadowed else "0",
+            standing_version,
+            *rate_limits.charge_args(charges),
+        ]
+        raw = await self._casts.call((keys + rate_limits.charge_keys(charges), args))
         status, prev, version, up, down, community, author = raw[:7]
         return VoteOutcome(
             int(status),
@@ -235,6 +275,23 @@ class LiveVotes:
             _text(author),
             rate_limits.verdict_of(charges, raw[7:]),
         )
+
+    async def _cast_all(self, casts: list[Cast]) -> list[list[Any] | Exception]:
+        """Each cast's answer, from one call for them all; a cast that failed in Redis
+        fails alone (the others' changes stand, and are answered)."""
+        if len(casts) == 1:
+            keys, args = casts[0]
+            return [await self._cast(keys=keys, args=args)]
+        keys = [key for cast_keys, _ in casts for key in cast_keys]
+        counts = [len(casts), *(len(k) for k, _ in casts), *(len(a) for _, a in casts)]
+        every = [arg for _, cast_args in casts for arg in cast_args]
+        raw = await self._cast_many(keys=keys, args=[*counts, *every])
+        answers: list[list[Any] | Exception] = []
+        for at in range(0, len(raw), CAST_ANSWER):
+            answer = raw[at : at + CAST_ANSWER]
+            failed = answer[0] == CAST_FAILED
+            answers.append(ResponseError(_text(answer[1])) if failed else answer)
+        return answers
 
     async def revert(self, target_id: str, user_id: str, previous: int, version: int) -> bool:
         """Undo a change whose event is not on the log; when the target changed since,
