@@ -8,7 +8,8 @@ Starts one Sanic app (2 workers) serving both the platform's routes and the base
 (`benchmarks/lemmy_baseline.py`: the same posts and tallies in Postgres with a stored
 hot_rank, a (community, hot_rank) index and ORDER BY hot_rank DESC LIMIT 25), then
 drives hot community pages and home feeds of a signed-in reader with wrk, for
-`--rounds` rounds alternating which design goes first (the median run stands). Then it
+`--rounds` rounds alternating which design goes first (the median run stands), and
+the platform's pages once more at half that rate (paced) for their latency. Then it
 measures what the governance checks cost: the same platform routes from a second app
 without them (`benchmarks/unchecked.py`), alternating with the first for
 `--check-rounds` rounds.
@@ -34,6 +35,7 @@ from benchmarks.common import (
     ensure_baseline_db,
     lua_rotating_get,
     mint_tokens,
+    paced,
     run_wrk,
     start_bench_app,
     start_process,
@@ -248,6 +250,13 @@ def main() -> None:
             for label, measured in runs.items():
                 ranked = sorted(measured, key=lambda run: run[0].requests_per_second)
                 results[label], cpu[label] = ranked[len(ranked) // 2]
+            # The latency aim is set at half of the platform's max rate: paced requests
+            # (Poisson-spaced per connection) at half the median rate just measured.
+            half_load: dict[str, WrkResult] = {}
+            for label in (pair[0] for pair in pairs):
+                rate = results[label].requests_per_second / 2
+                script.write_text(paced(lua_rotating_get(scenarios[label]), args.connections, rate))
+                half_load[label] = run_wrk(base, str(script), args.seconds, args.connections)
             # The checks' cost: the same platform routes from the app without them,
             # alternating with the checked app round by round (the machine drifts).
             for round_ in range(args.check_rounds):
@@ -267,6 +276,11 @@ def main() -> None:
             print(
                 f"  {label:32s} {r.requests_per_second:8.0f} req/s  p50 {r.p50_ms:6.1f} ms"
                 f"  p99 {r.p99_ms:6.1f} ms  non-2xx {r.non_2xx}"
+            )
+        for label, r in half_load.items():
+            print(
+                f"  {label} at half its max rate: {r.requests_per_second:.0f} req/s"
+                f"  p50 {r.p50_ms:.1f} ms  p99 {r.p99_ms:.1f} ms  non-2xx {r.non_2xx}"
             )
         page = (
             results["community hot page (platform)"].requests_per_second
