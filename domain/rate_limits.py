@@ -161,11 +161,11 @@ def request_charges(
     writes; signed-in writes by user) and its action quota, if any."""
     if not config.enabled:
         return []
-    address_exempt = config.exempt_loopback and client.loopback
+    # The loopback test parses the address: done only for buckets kept per address.
     write = method.upper() not in READ_METHODS
     charges: list[Charge] = []
     if user_id is None:
-        if not address_exempt:
+        if not (config.exempt_loopback and client.loopback):
             tier = "anonymous_write" if write else "anonymous_read"
             charges.append(Charge(config.limit(tier), client.address_hash))
     elif write:
@@ -173,7 +173,7 @@ def request_charges(
     action = ACTIONS.get((method.upper(), route or ""))
     if action is not None:
         if action in IP_ACTIONS:
-            if not address_exempt:
+            if not (config.exempt_loopback and client.loopback):
                 charges.append(Charge(config.limit(action), client.address_hash))
         elif user_id is not None:
             charges.append(Charge(config.limit(action), user_id))

@@ -181,13 +181,15 @@ class RankedListings:
         go to Redis together, in one call."""
         if not post_ids:
             return []
+        if any(not p or "," in p for p in post_ids):  # ids travel joined by commas
+            raise ValueError("a post id is empty or holds a comma")
         return await self._votes.call((user_id, post_ids))
 
     async def _votes_of(self, asks: list[tuple[str, list[str]]]) -> list[list[int]]:
         args: list[Any] = []
         for user_id, post_ids in asks:
-            args += [user_id, len(post_ids), *post_ids]
-        raw = await self._call("my_votes_batch", [], args)
+            args += [user_id, ",".join(post_ids)]
+        raw = await self._call("my_votes_joined", [], args)
         answers, at = [], 0
         for _, post_ids in asks:
             answers.append([int(v) for v in raw[at : at + len(post_ids)]])

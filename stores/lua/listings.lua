@@ -179,7 +179,7 @@ local function feed_page(keys, args)
 end
 
 -- ARGV: user, post ids... Returns the user's direction on each (0 when none). The API
--- now asks through my_votes_batch; this stays for processes of the previous release
+-- now asks through my_votes_joined; this stays for processes of the previous release
 -- while a rolling upgrade replaces them.
 local function my_votes(keys, args)
   local out = {}
@@ -190,16 +190,16 @@ local function my_votes(keys, args)
 end
 
 -- Several readers' votes in one call: the API joins the lookups of concurrent
--- requests (stores/coalesce.py). ARGV: a user id, a count n, n post ids, then the next
--- reader's; returns every direction (1, -1, 0 for none) in that order.
-local function my_votes_batch(keys, args)
-  local out, i = {}, 1
-  while i <= #args do
-    local user, last = args[i], i + 1 + tonumber(args[i + 1])
-    for j = i + 2, last do
-      out[#out + 1] = tonumber(redis.call('HGET', 'uv:' .. args[j], user)) or 0
+-- requests (stores/coalesce.py). ARGV: a user id and that reader's post ids joined by
+-- commas (one argument: the client's cost is per argument), then the next reader's;
+-- returns every direction (1, -1, 0 for none) in that order.
+local function my_votes_joined(keys, args)
+  local out = {}
+  for i = 1, #args, 2 do
+    local user = args[i]
+    for id in string.gmatch(args[i + 1], '[^,]+') do
+      out[#out + 1] = tonumber(redis.call('HGET', 'uv:' .. id, user)) or 0
     end
-    i = last + 1
   end
   return out
 end
@@ -221,7 +221,7 @@ end
 redis.register_function('rank_write', rank_write)
 redis.register_function{function_name = 'my_votes', callback = my_votes, flags = {'no-writes'}}
 redis.register_function{
-  function_name = 'my_votes_batch', callback = my_votes_batch, flags = {'no-writes'}
+  function_name = 'my_votes_joined', callback = my_votes_joined, flags = {'no-writes'}
 }
 redis.register_function{function_name = 'rank_page', callback = rank_page, flags = {'no-writes'}}
 redis.register_function('feed_page', feed_page)

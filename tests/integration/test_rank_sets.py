@@ -3,6 +3,8 @@ an update of a member does not."""
 
 import asyncio
 
+import pytest
+
 from domain.ids import new_id
 from stores.rankings import RankedListings, load_library, write_pipelined
 from stores.redis_store import async_client, sync_client, voters_key
@@ -88,6 +90,8 @@ async def test_concurrent_readers_votes_are_answered_from_one_call_each_their_ow
         assert again == [-1, 0, 1]
         assert calls == ["fcall"]
         assert await listings.my_votes("bob", []) == []
+        with pytest.raises(ValueError):  # ids travel joined by commas
+            await listings.my_votes("bob", [posts[0], "a,b"])
     finally:
         redis.delete(*(voters_key(p) for p in posts))
         redis.close()
