@@ -24,6 +24,7 @@ from stores.coalesce import Coalescer
 from stores.redis_store import LUA, delete_matching
 
 SET_LIMIT = 1000  # entries kept per set; deeper pages come from the shard
+NO_VOTES = "0"  # feed_page's flag: leave the reader's my_vote out of the items
 
 
 def rank_key(community_id: str, sort: str, window: str | None = None) -> str:
@@ -152,13 +153,13 @@ class RankedListings:
         user_id: str,
         size: int,
         ttl: int,
-        with_votes: bool = True,
     ) -> Page:
         """Freezes the union of `set_keys` (its best `size` entries, kept `ttl` seconds)
-        into `snapshot` and returns its first page (without `my_vote` unless
-        `with_votes`)."""
+        into `snapshot` and returns its first page. Feed pages leave `my_vote` out (the
+        '0' flag): the API keeps them for all of a reader's requests and adds the votes
+        per request."""
         keys = [snapshot_key(user_id, snapshot), *set_keys]
-        args = [limit, user_id, size, ttl, "", "", _votes_flag(with_votes)]
+        args = [limit, user_id, size, ttl, "", "", NO_VOTES]
         return _page(await self._call("feed_page", keys, args))
 
     async def frozen_feed_page(
@@ -167,12 +168,11 @@ class RankedListings:
         limit: int,
         user_id: str,
         after: tuple[str, str] | None,
-        with_votes: bool = True,
     ) -> Page:
         """A page of a frozen snapshot, after the cursor or from its start; size -1 if
         the snapshot is gone."""
         rank, post_id = after or ("", "")
-        args: list[Any] = [limit, user_id, 0, 0, rank, post_id, _votes_flag(with_votes)]
+        args: list[Any] = [limit, user_id, 0, 0, rank, post_id, NO_VOTES]
         raw = await self._call("feed_page", [snapshot_key(user_id, snapshot)], args)
         return _page(raw)
 
@@ -195,10 +195,6 @@ class RankedListings:
             answers.append([int(v) for v in raw[at : at + len(post_ids)]])
             at += len(post_ids)
         return answers
-
-
-def _votes_flag(with_votes: bool) -> str:
-    return "1" if with_votes else "0"
 
 
 def _text(value: bytes | str | int) -> str:

@@ -234,9 +234,7 @@ class ListingService:
             after = (rank, post_id)
             page = await self._cached(
                 (user_id, snapshot, after, limit),
-                lambda: self.listings.frozen_feed_page(
-                    snapshot, limit, user_id, after, with_votes=False
-                ),
+                lambda: self.listings.frozen_feed_page(snapshot, limit, user_id, after),
             )
             if page.size < 0:
                 raise ValidationFailed("cursor expired, start again", {"cursor": "expired"})
@@ -261,9 +259,7 @@ class ListingService:
             frozen = recent.snapshot
             page = await self._cached(
                 (user_id, frozen, None, limit),
-                lambda: self.listings.frozen_feed_page(
-                    frozen, limit, user_id, None, with_votes=False
-                ),
+                lambda: self.listings.frozen_feed_page(frozen, limit, user_id, None),
             )
             if page.size >= 0:
                 return frozen, page
@@ -278,7 +274,6 @@ class ListingService:
                 user_id,
                 FEED_SNAPSHOT,
                 FEED_TTL_SECONDS,
-                with_votes=False,
             ),
         )
         self._frozen[key] = FrozenFeed(now + FEED_REUSE_SECONDS, snapshot, communities)
