@@ -25,7 +25,7 @@ from benchmarks.bench_app import serve, with_baseline
 from stores.rankings import RankedListings, library_source
 
 SUFFIX = "_unchecked"
-FUNCTIONS = ("rank_write", "my_votes", "my_votes_joined", "rank_page", "feed_page")
+FUNCTIONS = ("rank_write", "my_votes", "my_votes_joined", "reader_votes", "rank_page", "feed_page")
 
 
 def unchecked_source() -> str:

@@ -3,7 +3,8 @@
 Files are `stores/migrations/<kind>/<NNN>_<name>.sql`; kind `identity` goes to the
 identity database, kind `shard` to every post shard. Each file runs once, in a
 transaction, recorded in `schema_migrations`. CQL files (`migrations/cql/*.cql`) go to
-the comment keyspace (see `stores/cql.py`).
+the comment keyspace (see `stores/cql.py`). Then the readers' vote index in Redis is
+brought in line with the voters hashes (`stores/reader_votes.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 import asyncpg
 
 from stores import cql
+from stores.reader_votes import reindex
+from stores.redis_store import sync_client
 from stores.settings import Settings, get_settings
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "stores" / "migrations"
@@ -56,6 +59,14 @@ async def migrate_database(dsn: str, kind: str) -> list[int]:
     return applied
 
 
+def _index_reader_votes(settings: Settings) -> int:
+    client = sync_client(settings.redis_url)
+    try:
+        return reindex(client)
+    finally:
+        client.close()
+
+
 async def migrate_all(settings: Settings, shard_dbs: tuple[str, ...] | None = None) -> None:
     if shard_dbs is None:
         from stores.placement import shard_names
@@ -75,6 +86,8 @@ async def migrate_all(settings: Settings, shard_dbs: tuple[str, ...] | None = No
     applied = await asyncio.to_thread(cql.migrate, settings)
     outcome = f"applied {applied}" if applied else "up to date"
     print(f"migrate {settings.cql_keyspace} (cql): {outcome}")
+    changed = await asyncio.to_thread(_index_reader_votes, settings)
+    print(f"migrate redis (readers' vote index): {changed} entries written or dropped")
     if settings.email_encryption_key and settings.email_hash_key:
         from stores.pii import EmailVault
         from stores.users import seal_plain_emails

@@ -21,6 +21,7 @@ from redis.client import Pipeline
 from redis.exceptions import ResponseError
 
 from stores.coalesce import Coalescer
+from stores.reader_votes import INDEXED, reader_votes_key
 from stores.redis_store import LUA, delete_matching
 
 SET_LIMIT = 1000  # entries kept per set; deeper pages come from the shard
@@ -186,10 +187,11 @@ class RankedListings:
         return await self._votes.call((user_id, post_ids))
 
     async def _votes_of(self, asks: list[tuple[str, list[str]]]) -> list[list[int]]:
-        args: list[Any] = []
+        keys, args = [INDEXED], []
         for user_id, post_ids in asks:
+            keys.append(reader_votes_key(user_id))
             args += [user_id, ",".join(post_ids)]
-        raw = await self._call("my_votes_joined", [], args)
+        raw = await self._call("reader_votes", keys, args)
         answers, at = [], 0
         for _, post_ids in asks:
             answers.append([int(v) for v in raw[at : at + len(post_ids)]])

@@ -1,8 +1,9 @@
 """Redis adapters: the live vote state (Lua, loaded once) and target markers.
 
 Keys: `t:{target}` hash (c community, a author, k kind, up, dn, v, h hidden post),
-`uv:{target}` hash (user -> direction) and `uvu:{target}` hash (user -> version of a
-change whose event may not be on the log: re-published on the user's next vote);
+`uv:{target}` hash (user -> direction; indexed by reader in stores/reader_votes.py) and
+`uvu:{target}` hash (user -> version of a change whose event may not be on the log:
+re-published on the user's next vote);
 `karma:{user}` hash (p post, c comment, s seq);
 `unread:{user}` unread notification count; pub/sub channel `inbox:{user}` carries a
 user's pushes (notifications and unread counts) to whichever WebSocket server holds them.
@@ -246,6 +247,7 @@ class LiveVotes:
         and the community's moderators. With a `standing_version` (see
         stores/standing_versions.py) other than '*', a voter whose standing changed
         since that version is answered -3 and nothing changes."""
+        from stores.reader_votes import reader_votes_key  # builds on this module too
         from stores.shadow import shadow_key  # stores.shadow builds on this module
 
         keys = [
@@ -254,6 +256,7 @@ class LiveVotes:
             unsettled_key(target_id),
             shadow_key(community_id),
             versions_key(community_id),
+            reader_votes_key(user_id),
         ]
         args: list[str | int | float] = [
             user_id,
@@ -261,6 +264,7 @@ class LiveVotes:
             len(charges),
             "1" if hide_shadowed else "0",
             standing_version,
+            target_id,
             *rate_limits.charge_args(charges),
         ]
         raw = await self._casts.call((keys + rate_limits.charge_keys(charges), args))
@@ -296,9 +300,16 @@ class LiveVotes:
     async def revert(self, target_id: str, user_id: str, previous: int, version: int) -> bool:
         """Undo a change whose event is not on the log; when the target changed since,
         the user is marked unsettled instead."""
+        from stores.reader_votes import reader_votes_key
+
         done = await self._revert(
-            keys=[target_key(target_id), voters_key(target_id), unsettled_key(target_id)],
-            args=[user_id, previous, version],
+            keys=[
+                target_key(target_id),
+                voters_key(target_id),
+                unsettled_key(target_id),
+                reader_votes_key(user_id),
+            ],
+            args=[user_id, previous, version, target_id],
         )
         return bool(done)
 

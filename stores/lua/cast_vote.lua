@@ -6,12 +6,14 @@
 --         event may not be on the log: its publish timed out or could not be undone)
 -- KEYS[4] the shadow-banned authors of the target's community (stores/shadow.py)
 -- KEYS[5] the community's standing versions (stores/standing_versions.py)
--- KEYS[6..] the user's rate-limit buckets for this request (stores/rate_limits.py)
+-- KEYS[6] the user's votes hash rv:{user} (target -> direction; stores/reader_votes.py)
+-- KEYS[7..] the user's rate-limit buckets for this request (stores/rate_limits.py)
 -- ARGV[1] user id, ARGV[2] direction (-1, 0, 1), ARGV[3] number of buckets, ARGV[4]
 --         '1' when the voter may not see content of shadow-banned authors (not a
 --         moderator): such a target is unknown to them, ARGV[5] the version of the
 --         voter's standing the caller checked the vote against ('' never changed,
---         '*' not checked), ARGV[6..] the buckets' (count, window, cost) triples
+--         '*' not checked), ARGV[6] the target's id, ARGV[7..] the buckets' (count,
+--         window, cost) triples
 -- The script runs after stores/lua/token_bucket.lua (prepended when it is loaded): the
 -- buckets are taken first, in this same call, and a refused request changes nothing.
 -- Returns {status, previous, version, up, down, community, author, allowed, bucket,
@@ -25,12 +27,13 @@
 local target = KEYS[1]
 local voters = KEYS[2]
 local user = ARGV[1]
+local target_id = ARGV[6]
 local dir = tonumber(ARGV[2])
 if ARGV[5] ~= '*' and (redis.call('HGET', KEYS[5], user) or '') ~= ARGV[5] then
   return {-3, 0, 0, 0, 0, '', '', 1, 0, 0, 0, 0}
 end
 local t = redis.call('TIME')
-local limit = take_buckets(KEYS, ARGV, 6, 6, tonumber(ARGV[3] or '0'),
+local limit = take_buckets(KEYS, ARGV, 7, 7, tonumber(ARGV[3] or '0'),
   tonumber(t[1]) + tonumber(t[2]) / 1000000)
 if limit[1] == 0 then
   return {-2, 0, 0, 0, 0, '', '', limit[1], limit[2], limit[3], limit[4], limit[5]}
@@ -58,8 +61,10 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 if now <= v then now = v + 1 end
 if dir == 0 then
   redis.call('HDEL', voters, user)
+  redis.call('HDEL', KEYS[6], target_id)
 else
   redis.call('HSET', voters, user, dir)
+  redis.call('HSET', KEYS[6], target_id, dir)
 end
 redis.call('HSET', target, 'up', up, 'dn', dn, 'v', now)
 return {status, prev, now, up, dn, meta[1], meta[2], limit[1], limit[2], limit[3], limit[4],

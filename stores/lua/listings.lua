@@ -179,7 +179,7 @@ local function feed_page(keys, args)
 end
 
 -- ARGV: user, post ids... Returns the user's direction on each (0 when none). The API
--- now asks through my_votes_joined; this stays for processes of the previous release
+-- now asks through reader_votes; this stays for processes of the previous release
 -- while a rolling upgrade replaces them.
 local function my_votes(keys, args)
   local out = {}
@@ -192,13 +192,35 @@ end
 -- Several readers' votes in one call: the API joins the lookups of concurrent
 -- requests (stores/coalesce.py). ARGV: a user id and that reader's post ids joined by
 -- commas (one argument: the client's cost is per argument), then the next reader's;
--- returns every direction (1, -1, 0 for none) in that order.
+-- returns every direction (1, -1, 0 for none) in that order. reader_votes falls back on
+-- it; the previous release's processes call it directly.
 local function my_votes_joined(keys, args)
   local out = {}
   for i = 1, #args, 2 do
     local user = args[i]
     for id in string.gmatch(args[i + 1], '[^,]+') do
       out[#out + 1] = tonumber(redis.call('HGET', 'uv:' .. id, user)) or 0
+    end
+  end
+  return out
+end
+
+-- Several readers' votes in one call, from each reader's index (stores/reader_votes.py):
+-- one HMGET per reader. KEYS[1] the index's completeness marker, then each reader's
+-- index hash; ARGV: like my_votes_joined (a user id, that reader's post ids joined by
+-- commas, then the next reader's). Until the index is complete the voters hashes are
+-- read instead. Returns every direction (1, -1, 0 for none) in that order.
+local function reader_votes(keys, args)
+  if redis.call('EXISTS', keys[1]) == 0 then
+    return my_votes_joined(keys, args)
+  end
+  local out = {}
+  for i = 1, #args, 2 do
+    local ids = {}
+    for id in string.gmatch(args[i + 1], '[^,]+') do ids[#ids + 1] = id end
+    if #ids > 0 then
+      local held = redis.call('HMGET', keys[(i + 1) / 2 + 1], unpack(ids))
+      for j = 1, #ids do out[#out + 1] = tonumber(held[j]) or 0 end
     end
   end
   return out
@@ -222,6 +244,9 @@ redis.register_function('rank_write', rank_write)
 redis.register_function{function_name = 'my_votes', callback = my_votes, flags = {'no-writes'}}
 redis.register_function{
   function_name = 'my_votes_joined', callback = my_votes_joined, flags = {'no-writes'}
+}
+redis.register_function{
+  function_name = 'reader_votes', callback = reader_votes, flags = {'no-writes'}
 }
 redis.register_function{function_name = 'rank_page', callback = rank_page, flags = {'no-writes'}}
 redis.register_function('feed_page', feed_page)

@@ -7,6 +7,7 @@ import pytest
 
 from domain.ids import new_id
 from stores.rankings import RankedListings, load_library, write_pipelined
+from stores.reader_votes import reader_votes_key, reindex
 from stores.redis_store import async_client, sync_client, voters_key
 
 
@@ -70,6 +71,7 @@ async def test_concurrent_readers_votes_are_answered_from_one_call_each_their_ow
     try:
         redis.hset(voters_key(posts[0]), mapping={"alice": 1, "bob": -1})
         redis.hset(voters_key(posts[2]), mapping={"alice": -1})
+        reindex(redis)  # as `ops migrate` does: the readers' index holds these votes too
         calls: list[str] = []
         answer_all = listings._votes._answer_all
 
@@ -94,5 +96,6 @@ async def test_concurrent_readers_votes_are_answered_from_one_call_each_their_ow
             await listings.my_votes("bob", [posts[0], "a,b"])
     finally:
         redis.delete(*(voters_key(p) for p in posts))
+        redis.delete(*(reader_votes_key(u) for u in ("alice", "bob")))
         redis.close()
         await client.aclose()
