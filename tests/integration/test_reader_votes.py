@@ -59,7 +59,7 @@ async def test_reindex_copies_missing_votes_and_drops_stale_ones(settings, stack
         assert redis.hgetall(reader_votes_key(bob)) == {posts[0].encode(): b"-1"}
         assert reindex(redis) == 0  # idempotent
         # the listing reads the index now: an entry only the index holds shows
-        redis.hset(reader_votes_key(bob), posts[2], 1)
+        redis.hset(reader_votes_key(bob), posts[2], "1")
         assert await listings.my_votes(bob, posts) == [-1, 0, 1]
         assert await listings.my_votes(new_id(), posts) == [0, 0, 0]
     finally:
