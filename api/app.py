@@ -27,7 +27,6 @@ from api.routes import (
     users,
     votes,
 )
-from domain.ids import new_id
 from observability import logs, tracing
 from observability.metrics import HTTP_LATENCY, HTTP_REQUESTS, RECORDING, worker_exited
 from stores.settings import get_settings
@@ -46,8 +45,9 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def request_id_of(header: str | None) -> str:
-    """The caller's X-Request-ID when it is a plain token, else a new one."""
-    return header if header and REQUEST_ID.match(header) else new_id()
+    """The caller's X-Request-ID when it is a plain token, else a new one: 64 random
+    bits in hex (a time-ordered id cost 4 % of a cached page's CPU)."""
+    return header if header and REQUEST_ID.match(header) else os.urandom(8).hex()
 
 
 def create_app(name: str = "agora") -> Sanic:

@@ -60,12 +60,16 @@ class RankedPage:
     size: int
     hidden: int  # entries left out for everyone but their authors and moderators
     heads: tuple[bytes, ...] = ()  # each item's JSON without its closing brace
+    post_ids: list[str] | None = None  # the items' ids, for the reader's votes
 
     def with_votes(self, votes: list[int]) -> orjson.Fragment:
         """The items as JSON with the reader's `my_vote` spliced into each: no copy of
         the items and no encoding per request."""
         spliced = (head + _my_vote(v) for head, v in zip(self.heads, votes, strict=True))
         return orjson.Fragment(b"[" + b",".join(spliced) + b"]")
+
+    def ids(self) -> list[str]:
+        return self.post_ids if self.post_ids is not None else [i["post_id"] for i in self.items]
 
     def items_voted(self, votes: list[int]) -> list[dict[str, Any]]:
         return [{**i, "my_vote": v} for i, v in zip(self.items, votes, strict=True)]
@@ -153,9 +157,7 @@ class ListingService:
         elif principal is None:
             items = orjson.Fragment(page.json)
         else:
-            votes = await self.listings.my_votes(
-                principal.user_id, [i["post_id"] for i in page.items]
-            )
+            votes = await self.listings.my_votes(principal.user_id, page.ids())
             items = page.with_votes(votes)
         count, last = len(page.items), page.last
         if count < limit and page.size >= SET_LIMIT:
@@ -209,7 +211,8 @@ class ListingService:
         body = page.items_json if isinstance(items, orjson.Fragment) else orjson.dumps(items)
         heads = tuple(orjson.dumps(i)[:-1] for i in listed)
         expires = time.monotonic() + PAGE_CACHE_SECONDS
-        ranked = RankedPage(expires, listed, body, page.last, page.size, page.hidden, heads)
+        ids = [i["post_id"] for i in listed]
+        ranked = RankedPage(expires, listed, body, page.last, page.size, page.hidden, heads, ids)
         if page.size >= 0:  # an expired feed snapshot is answered, not kept
             self._pages[key] = ranked
             self._pages.move_to_end(key)
@@ -240,7 +243,7 @@ class ListingService:
                 raise ValidationFailed("cursor expired, start again", {"cursor": "expired"})
         else:
             snapshot, page = await self._first_feed_page(user_id, sort, window, limit)
-        votes = await self.listings.my_votes(user_id, [i["post_id"] for i in page.items])
+        votes = await self.listings.my_votes(user_id, page.ids())
         more = page.last is not None and len(page.items) >= limit
         owner = _owner_tag(user_id)
         next_cursor = encode_cursor([snapshot, *page.last, owner]) if more and page.last else None
