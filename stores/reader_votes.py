@@ -26,13 +26,11 @@ def reader_votes_key(user_id: str) -> str:
     return f"{PREFIX}{user_id}"
 
 
-def _ids(client: redis.Redis, prefix: str) -> list[str]:
-    """The ids of every key under `prefix` (one SCAN pass)."""
-    return [
-        key.decode()[len(prefix) :]
-        for key in client.scan_iter(match=f"{prefix}*", count=1000)
-        if key.decode() != INDEXED
-    ]
+def _keys(client: redis.Redis, prefix: str) -> list[bytes]:
+    """Every key under `prefix` but the marker (one SCAN pass), as Redis spells them:
+    bytes, so no key can fail to decode."""
+    marker = INDEXED.encode()
+    return [k for k in client.scan_iter(match=f"{prefix}*", count=1000) if k != marker]
 
 
 def reindex(client: redis.Redis) -> int:
@@ -41,14 +39,13 @@ def reindex(client: redis.Redis) -> int:
     script = PipelinedScript(client, "index_reader_votes")
     voters_prefix = voters_key("")
     changed = 0
-    for mode, prefix, key_of, other in (
-        ("copy", voters_prefix, voters_key, PREFIX),
-        ("prune", PREFIX, reader_votes_key, voters_prefix),
-    ):
-        ids = _ids(client, prefix)
-        for at in range(0, len(ids), BATCH):
-            batch = ids[at : at + BATCH]
-            (done,) = script.run_all([([key_of(i) for i in batch], [mode, other, *batch])])
+    for mode, prefix, other in (("copy", voters_prefix, PREFIX), ("prune", PREFIX, voters_prefix)):
+        keys = _keys(client, prefix)
+        cut = len(prefix.encode())
+        for at in range(0, len(keys), BATCH):
+            batch = keys[at : at + BATCH]
+            ids = [k[cut:] for k in batch]
+            (done,) = script.run_all([(batch, [mode, other, *ids])])  # type: ignore[list-item]
             changed += int(done)  # type: ignore[call-overload]
     client.set(INDEXED, "1")
     return changed
