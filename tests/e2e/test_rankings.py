@@ -299,7 +299,7 @@ def test_a_readers_refreshes_share_one_frozen_feed(client, settings):
 
     def refresh_until_frozen(at_least: int) -> int:
         """Refreshes (every one showing the posts) until an order is frozen again: a
-        page an API process keeps (PAGE_CACHE_SECONDS) is served until it expires."""
+        page an API process keeps (FEED_PAGE_SECONDS) is served until it expires."""
         refreshes, started = 0, time.monotonic()
         while refreshes < at_least or not list(redis.scan_iter(match=frozen)):
             assert shown() == posts
