@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import redis
 
-from stores.redis_store import PipelinedScript, voters_key
-
 PREFIX = "rv:"
 INDEXED = "rv:indexed"
 BATCH = 200
@@ -36,6 +34,8 @@ def _keys(client: redis.Redis, prefix: str) -> list[bytes]:
 def reindex(client: redis.Redis) -> int:
     """Copy every voters hash into the readers' index, drop index entries no voters hash
     holds, then mark the index complete. Idempotent; returns the entries changed."""
+    from stores.redis_store import PipelinedScript, voters_key  # the vote scripts' module
+
     script = PipelinedScript(client, "index_reader_votes")
     voters_prefix = voters_key("")
     changed = 0

@@ -24,6 +24,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from domain.rate_limits import Charge, Verdict
 from stores import rate_limits
 from stores.coalesce import Coalescer
+from stores.reader_votes import reader_votes_key
 from stores.standing_versions import versions_key
 
 LUA = Path(__file__).parent / "lua"
@@ -247,7 +248,6 @@ class LiveVotes:
         and the community's moderators. With a `standing_version` (see
         stores/standing_versions.py) other than '*', a voter whose standing changed
         since that version is answered -3 and nothing changes."""
-        from stores.reader_votes import reader_votes_key  # builds on this module too
         from stores.shadow import shadow_key  # stores.shadow builds on this module
 
         keys = [
@@ -300,8 +300,6 @@ class LiveVotes:
     async def revert(self, target_id: str, user_id: str, previous: int, version: int) -> bool:
         """Undo a change whose event is not on the log; when the target changed since,
         the user is marked unsettled instead."""
-        from stores.reader_votes import reader_votes_key
-
         done = await self._revert(
             keys=[
                 target_key(target_id),

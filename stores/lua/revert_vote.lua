@@ -1,7 +1,7 @@
 -- Undo a vote whose event could not be published, if nothing changed the target since.
 -- KEYS[1] target hash t:{id}, KEYS[2] voters hash, KEYS[3] unsettled hash, KEYS[4] the
--- user's votes hash rv:{user} (stores/reader_votes.py); ARGV[1] user,
--- ARGV[2] previous direction, ARGV[3] the version the failed change was given, ARGV[4] the target's id.
+-- user's votes hash rv:{user} (stores/reader_votes.py); ARGV[1] user, ARGV[2] previous
+-- direction, ARGV[3] the version the failed change was given, ARGV[4] the target's id.
 -- Returns 1 if reverted, 0 otherwise; then the user's direction in Redis may not be on
 -- the log, and the user is marked unsettled (their next vote is re-published).
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
