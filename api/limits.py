@@ -38,28 +38,34 @@ UNLIMITED_ROUTES = frozenset(
 
 
 class Client:
-    """A request's client, its address hashed on first use: most requests are limited
-    per user and never need the hash (or the loopback test, a development rule)."""
+    """A request's client, its address read and hashed on first use: most requests are
+    limited per user and never need the address, its hash or the loopback test (a
+    development rule)."""
 
-    __slots__ = ("_address", "_hash", "_loopback", "_secret")
+    __slots__ = ("_hash", "_loopback", "_request", "_secret")
 
-    def __init__(self, address: str, secret: str) -> None:
-        self._address = address
+    def __init__(self, request: Request, secret: str) -> None:
+        self._request = request
         self._secret = secret
         self._hash: str | None = None
         self._loopback: bool | None = None
 
     @property
+    def address(self) -> str:
+        request = self._request
+        return request.remote_addr or request.ip or ""
+
+    @property
     def address_hash(self) -> str:
         if self._hash is None:
             today = datetime.now(UTC).date()
-            self._hash = hash_client_address(self._address, self._secret, today)
+            self._hash = hash_client_address(self.address, self._secret, today)
         return self._hash
 
     @property
     def loopback(self) -> bool:
         if self._loopback is None:
-            self._loopback = is_loopback(self._address)
+            self._loopback = is_loopback(self.address)
         return self._loopback
 
 
@@ -91,7 +97,7 @@ def client_of(request: Request) -> Client:
     if cached is not None:
         return cached
     settings: Settings = request.app.ctx.platform.settings
-    client = Client(request.remote_addr or request.ip or "", ip_hash_secret(settings))
+    client = Client(request, ip_hash_secret(settings))
     request.ctx.client = client
     return client
 
@@ -107,39 +113,39 @@ def record(request: Request, verdict: Verdict) -> None:
     request.ctx.rate_limit = verdict
 
 
-def install(app: Sanic) -> None:
-    @app.on_request
-    async def rate_limit(request: Request) -> None:
-        platform = request.app.ctx.platform
-        config = platform.settings.rate_limits
-        route = request.route.path if request.route else None
-        if not config.enabled or route is None or route in UNLIMITED_ROUTES:
-            return
-        try:
-            user = optional_principal(request)
-        except Unauthorized:
-            user = None  # the route answers 401 itself if it needs a user
-        client = client_of(request)
-        charges = request_charges(
-            config,
-            request.method,
-            route,
-            user.user_id if user else None,
-            client,
-        )
-        if ACTIONS.get((request.method.upper(), route)) in INLINE_ACTIONS:
-            request.ctx.rate_charges = charges
-            return
-        if not charges:
-            return
-        verdict = await platform.limiter.take(charges)
-        record(request, verdict)
-        if not verdict.allowed:
-            raise RateLimited(verdict)
+async def take(request: Request) -> None:
+    """Before a route runs: a token from each bucket that applies, or 429."""
+    platform = request.app.ctx.platform
+    config = platform.settings.rate_limits
+    route = request.route.path if request.route else None
+    if not config.enabled or route is None or route in UNLIMITED_ROUTES:
+        return
+    try:
+        user = optional_principal(request)
+    except Unauthorized:
+        user = None  # the route answers 401 itself if it needs a user
+    client = client_of(request)
+    charges = request_charges(
+        config,
+        request.method,
+        route,
+        user.user_id if user else None,
+        client,
+    )
+    if ACTIONS.get((request.method.upper(), route)) in INLINE_ACTIONS:
+        request.ctx.rate_charges = charges
+        return
+    if not charges:
+        return
+    verdict = await platform.limiter.take(charges)
+    record(request, verdict)
+    if not verdict.allowed:
+        raise RateLimited(verdict)
 
-    @app.on_response
-    async def rate_limit_headers(request: Request, response: HTTPResponse) -> None:
-        verdict: Verdict | None = getattr(request.ctx, "rate_limit", None)
-        if verdict is not None and "RateLimit" not in response.headers:
-            for name, value in verdict.headers().items():
-                response.headers[name] = value
+
+def add_headers(request: Request, response: HTTPResponse) -> None:
+    """The RateLimit headers of the verdict the request met, if it met one."""
+    verdict: Verdict | None = getattr(request.ctx, "rate_limit", None)
+    if verdict is not None and "RateLimit" not in response.headers:
+        for name, value in verdict.headers().items():
+            response.headers[name] = value

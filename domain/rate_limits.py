@@ -110,7 +110,9 @@ class Charge:
     subject: str  # a user id or a hashed client address
 
 
+@lru_cache(maxsize=1024)
 def is_loopback(address: str) -> bool:
+    """Cached: a client's address repeats on every request of its connection."""
     try:
         return ipaddress.ip_address(address).is_loopback
     except ValueError:

@@ -38,6 +38,30 @@ HTTP_LATENCY = Histogram(
     ["route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+
+
+class RequestMetrics:
+    """Each (route, method, status)'s counter and histogram children, looked up once per
+    process: `labels()` hashes and validates its arguments on every call, a measurable
+    share of a cheap request."""
+
+    def __init__(self) -> None:
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def record(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            label = str(status)
+            children = (
+                HTTP_REQUESTS.labels(route, method, label),
+                HTTP_LATENCY.labels(route, label),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+
 # Dataflows
 RECORDS = Counter(
     "agora_dataflow_records_total", "Records read from the log", ["dataflow", "topic"]
