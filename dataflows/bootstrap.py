@@ -70,7 +70,13 @@ def votes_flow(w: Wiring) -> Dataflow:
         ),
         scores=w.topic("scores_out", SCORES.name),
     )
-    return votes.build_flow(w.source(votes.TOPICS), sinks, w.dead_letters(), _archive_after(s))
+    return votes.build_flow(
+        w.source(votes.TOPICS),
+        sinks,
+        w.dead_letters(),
+        _archive_after(s),
+        announce_every=timedelta(milliseconds=s.score_announce_ms),
+    )
 
 
 def ranking_flow(w: Wiring) -> Dataflow:

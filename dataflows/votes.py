@@ -5,6 +5,13 @@ for a comment, to CQL (`comment_scores`, with `seq` as the write timestamp), to
 the Redis live score (conditional on the API's version, see `reconcile_score.lua`)
 and as a `score.changed` event on the scores topic.
 
+A target's `score.changed` is announced at most once per `announce_every` (500 ms): its
+first change at once, the changes after it coalesced into one announcement at the
+interval's end (a timer, kept in the snapshot, so a crash cannot lose it; a bounded
+run announces what is pending at its end). On a busy post that is one event for
+ranking, karma and search instead of one per vote; the tally itself is written on
+every change, so the API's counts are as fresh as before.
+
 State per target holds every voter's latest (version, direction), so duplicates and
 reordering cannot skew counts. It is bounded: votes close when a target is older
 than the archive age (the API refuses them), and a target's state is evicted once it
@@ -59,6 +66,7 @@ class TallyOut:
     seq: int
     version: int
     author_vote: int = 0  # the author's own vote, which karma leaves out
+    announce: bool = True  # also goes out as `score.changed` (see `announce_every`)
 
     @property
     def score(self) -> int:
@@ -88,14 +96,23 @@ class TargetState:
     community_id: str = ""
     author_id: str = ""
     touched: datetime | None = None
+    announced: datetime | None = None  # when its score last went out
+    announce_due: datetime | None = None  # a change held back goes out then
 
 
 class TallyFold:
-    """Applies votes to one target; emits at most one tally per batch."""
+    """Applies votes to one target; emits at most one tally per batch, and announces
+    at most one per `announce_every`."""
 
-    def __init__(self, state: TargetState | None, archive_after: timedelta) -> None:
+    def __init__(
+        self,
+        state: TargetState | None,
+        archive_after: timedelta,
+        announce_every: timedelta = timedelta(0),
+    ) -> None:
         self.state = state
         self.archive_after = archive_after
+        self.announce_every = announce_every
         self.changed = False
 
     def apply(self, vote: VoteCast | VoteExcluded) -> None:
@@ -115,17 +132,45 @@ class TallyFold:
         if not self.changed or self.state is None:
             return []
         self.changed = False
-        return [tally_out(self.state)]
+        s = self.state
+        if s.announce_due is not None:  # a change is already held back: this joins it
+            return [tally_out(s, announce=False)]
+        now = datetime.now(UTC)
+        if s.announced is not None and now - s.announced < self.announce_every:
+            s.announce_due = s.announced + self.announce_every
+            return [tally_out(s, announce=False)]
+        s.announced = now
+        return [tally_out(s)]
 
     def notify_at(self) -> datetime | None:
         if self.state is None:
             return None
+        if self.state.announce_due is not None:
+            return self.state.announce_due
         touched = self.state.touched or datetime.now(UTC)
         return evictable_at(self.state.target_id, touched, self.archive_after)
 
     def on_notify(self) -> tuple[Iterable[TallyOut], bool]:
+        s = self.state
+        if s is None:
+            return (), True
+        if s.announce_due is not None:
+            return self._announce_held(), False
         # Voting has closed and nothing arrived for an hour: the tally is final.
         return (), True
+
+    def on_eof(self) -> tuple[Iterable[TallyOut], bool]:
+        """The end of a bounded run (a replay): a held-back change goes out now."""
+        if self.state is None or self.state.announce_due is None:
+            return (), False
+        return self._announce_held(), False
+
+    def _announce_held(self) -> list[TallyOut]:
+        s = self.state
+        assert s is not None
+        s.announce_due = None
+        s.announced = datetime.now(UTC)
+        return [tally_out(s)]
 
     def finished(self) -> bool:
         return self.state is None
@@ -135,11 +180,18 @@ class TallyFold:
         if s is None:
             return None
         return TargetState(
-            s.target_id, s.tally.copy(), s.target_type, s.community_id, s.author_id, s.touched
+            s.target_id,
+            s.tally.copy(),
+            s.target_type,
+            s.community_id,
+            s.author_id,
+            s.touched,
+            s.announced,
+            s.announce_due,
         )
 
 
-def tally_out(s: TargetState) -> TallyOut:
+def tally_out(s: TargetState, announce: bool = True) -> TallyOut:
     return TallyOut(
         s.target_id,
         s.target_type,
@@ -150,6 +202,7 @@ def tally_out(s: TargetState) -> TallyOut:
         s.tally.seq,
         s.tally.max_version,
         s.tally.direction_of(s.author_id),
+        announce,
     )
 
 
@@ -249,6 +302,7 @@ def build_flow(
     sinks: Sinks,
     dead_letters: Sink[DeadLetter],
     archive_after: timedelta = timedelta(days=180),
+    announce_every: timedelta = timedelta(0),
 ) -> Dataflow:
     flow = Dataflow(NAME)
     guard = Guard(NAME)
@@ -258,10 +312,11 @@ def build_flow(
     tallies: Stream[Traced[TallyOut]] = guard.stateful(
         "tally",
         op.key_on("by_target", votes, by_target),
-        lambda resume: TallyFold(resume, archive_after),
+        lambda resume: TallyFold(resume, archive_after, announce_every),
     )
     op.output("tallies_out", tallies, sinks.tallies)
-    scores = guard.map_traced("score_event", tallies, score_message)
+    announced = op.filter("announced", tallies, lambda t: t.value.announce)
+    scores = guard.map_traced("score_event", announced, score_message)
     op.output("scores_out", scores, sinks.scores)
     guard.finish(dead_letters)
     return flow

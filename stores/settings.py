@@ -101,6 +101,10 @@ class Settings:
     # the wall clock (0: at once); spam and search use at least 250 ms.
     dataflow_batch_interval_ms: int = 0
     dataflow_snapshot_seconds: int = 5
+    # A target's `score.changed` goes out at most once per this interval (its first
+    # change at once, the rest coalesced into one at the interval's end); its tally is
+    # still written on every change. 0: every change.
+    score_announce_ms: int = 500
     blocklist_dir: Path | None = None  # keywords.json and domains.json; default: bundled
     meili_url: str = "http://127.0.0.1:27700"
     meili_master_key: str = field(default="", repr=False)
@@ -197,6 +201,7 @@ def get_settings() -> Settings:
         dataflow_idle_pause_max_ms=int(get("DATAFLOW_IDLE_PAUSE_MAX_MS", "100")),
         dataflow_batch_interval_ms=int(get("DATAFLOW_BATCH_INTERVAL_MS", "0")),
         dataflow_snapshot_seconds=int(get("DATAFLOW_SNAPSHOT_SECONDS", "5")),
+        score_announce_ms=int(get("SCORE_ANNOUNCE_MS", "500")),
         blocklist_dir=Path(d) if (d := get("BLOCKLIST_DIR", "")) else None,
         meili_url=get("MEILI_URL", "http://127.0.0.1:27700"),
         meili_master_key=get("MEILI_MASTER_KEY", ""),
