@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from random import random
 from typing import Any
 
 import orjson
@@ -49,10 +50,20 @@ SUBSCRIPTIONS_CACHE_SECONDS = 2.0  # a join or leave shows in the feed within th
 # set for FEED_TTL_SECONDS, each time. Counts and visibility are read live on every
 # page; only the order can be this much older.
 FEED_REUSE_SECONDS = 2.0
+# Readers who arrived together would freeze their orders together, every reuse time,
+# forever: each freeze holds Redis for about 2 ms, so dozens at once stalled every
+# request behind them. Each frozen order is reused for a random 1x-1.5x of
+# FEED_REUSE_SECONDS, which spreads the freezes out within a few rounds.
+SPREAD = 0.5
 # A community page: (set key, cursor, limit); a reader's feed page: (user, snapshot,
 # cursor, limit).
 PageKey = tuple[str, tuple[str, str] | None, int] | tuple[str, str, tuple[str, str] | None, int]
 PAGE_CACHE_ENTRIES = 10_000
+
+
+def spread(seconds: float) -> float:
+    """`seconds` to `seconds` x (1 + SPREAD), at random (see SPREAD)."""
+    return seconds * (1.0 + SPREAD * random())
 
 
 @dataclass(frozen=True)
@@ -295,7 +306,7 @@ class ListingService:
             ),
             FEED_PAGE_SECONDS,
         )
-        self._frozen[key] = FrozenFeed(now + FEED_REUSE_SECONDS, snapshot, communities)
+        self._frozen[key] = FrozenFeed(now + spread(FEED_REUSE_SECONDS), snapshot, communities)
         self._frozen.move_to_end(key)
         while len(self._frozen) > PAGE_CACHE_ENTRIES:
             self._frozen.popitem(last=False)

@@ -312,8 +312,8 @@ def test_a_readers_refreshes_share_one_frozen_feed(client, settings):
     refreshes = refresh_until_frozen(20)
     elapsed = time.monotonic() - started
     sets = list(redis.scan_iter(match=frozen))
-    # At most one freeze per API process (two at most here) per reuse window elapsed,
-    # where one per request would be one per refresh.
+    # At most one freeze per API process (two at most here) per reuse window elapsed
+    # (each at least FEED_REUSE_SECONDS), where one per request would be one per refresh.
     bound = 2 * (math.ceil(elapsed / FEED_REUSE_SECONDS) + 1)
     assert 1 <= len(sets) <= bound < refreshes, (len(sets), elapsed, refreshes)
     delete_matching(redis, frozen)  # the frozen order is lost (a flushed Redis)

@@ -56,7 +56,7 @@ def test_without_an_interval_every_change_is_announced() -> None:
 def test_a_held_change_survives_a_snapshot_and_resume() -> None:
     fold, _ = fold_with_votes(HOUR, 2)
     # Bytewax pickles the snapshot into its recovery store.
-    resumed = TallyFold(pickle.loads(pickle.dumps(fold.snapshot())), ARCHIVE, HOUR)
+    resumed = TallyFold(pickle.loads(pickle.dumps(fold.snapshot())), ARCHIVE, HOUR)  # noqa: S301
     assert resumed.notify_at() == fold.notify_at()
     outs, _ = resumed.on_notify()
     assert [(t.upvotes, t.announce) for t in outs] == [(2, True)]
@@ -67,7 +67,7 @@ def test_a_snapshot_from_before_announcements_still_loads() -> None:
     state = fold.snapshot()
     assert state is not None
     del state.__dict__["announced"], state.__dict__["announce_due"]  # the old form
-    resumed = TallyFold(pickle.loads(pickle.dumps(state)), ARCHIVE, HOUR)
+    resumed = TallyFold(pickle.loads(pickle.dumps(state)), ARCHIVE, HOUR)  # noqa: S301
     resumed.apply(a_vote(a_post(), new_id(), -1, 9))
     assert [t.announce for t in resumed.emit()] == [True]
 
