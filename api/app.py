@@ -29,7 +29,7 @@ from api.routes import (
     votes,
 )
 from observability import logs, tracing
-from observability.metrics import HTTP_REQUESTS, RECORDING, RequestMetrics, worker_exited
+from observability.metrics import RECORDING, RequestMetrics, worker_exited
 from stores.settings import get_settings
 
 log = logging.getLogger("api")
@@ -148,10 +148,9 @@ def observed(request: Request, response: HTTPResponse, metrics: RequestMetrics) 
         response.headers["X-Request-ID"] = request_id
     route = request.route.path if request.route else "unmatched"
     started_at = getattr(request.ctx, "started", None)
-    if RECORDING and started_at is not None:
-        metrics.record(route, request.method, response.status, time.perf_counter() - started_at)
-    elif RECORDING:
-        HTTP_REQUESTS.labels(route, request.method, str(response.status)).inc()
+    if RECORDING:
+        seconds = None if started_at is None else time.perf_counter() - started_at
+        metrics.record(route, request.method, response.status, seconds)
     if response.status >= 400:
         log.info("%s %s answered %s", request.method, route, response.status)
     trace_handle = getattr(request.ctx, "trace", None)

@@ -48,7 +48,9 @@ class RequestMetrics:
     def __init__(self) -> None:
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
-    def record(self, route: str, method: str, status: int, seconds: float) -> None:
+    def record(self, route: str, method: str, status: int, seconds: float | None) -> None:
+        """Count the request, and observe its latency when it is known (a request
+        refused before the first middleware ran has no start time)."""
         key = (route, method, status)
         children = self._children.get(key)
         if children is None:
@@ -59,7 +61,8 @@ class RequestMetrics:
             )
             self._children[key] = children
         children[0].inc()
-        children[1].observe(seconds)
+        if seconds is not None:
+            children[1].observe(seconds)
 
 
 # Dataflows
