@@ -88,7 +88,9 @@ def ranking_flow(w: Wiring) -> Dataflow:
         ),
         pins=w.store("pins_out", lambda: ranking.PinsWriter(sync_client(s.redis_url))),
     )
-    return ranking.build_flow(w.source(ranking.TOPICS), sinks, w.dead_letters())
+    return ranking.build_flow(
+        w.source(ranking.TOPICS, ranking.BATCH_INTERVAL_MS), sinks, w.dead_letters()
+    )
 
 
 def karma_flow(w: Wiring) -> Dataflow:
@@ -99,7 +101,9 @@ def karma_flow(w: Wiring) -> Dataflow:
             lambda: karma.KarmaWriter(ShardConnections(s), s.identity_db, sync_client(s.redis_url)),
         )
     )
-    return karma.build_flow(w.source(karma.TOPICS), sinks, w.dead_letters(), _archive_after(s))
+    return karma.build_flow(
+        w.source(karma.TOPICS, karma.BATCH_INTERVAL_MS), sinks, w.dead_letters(), _archive_after(s)
+    )
 
 
 def mentions_flow(w: Wiring) -> Dataflow:

@@ -38,8 +38,9 @@ def test_a_batched_flow_fetches_once_per_interval() -> None:
     assert int(BATCHED_FETCH_MIN_BYTES) >= 1 << 20
 
 
-def test_a_short_interval_does_not_make_an_idle_flow_poll_more() -> None:
-    assert fetch_config(250)["fetch.wait.max.ms"] == FETCH_WAIT_MS
+def test_a_fetch_waits_no_longer_than_the_interval() -> None:
+    # a short interval bounds the hop's latency; it does not fall back to FETCH_WAIT_MS
+    assert fetch_config(100)["fetch.wait.max.ms"] == "100"
 
 
 def test_the_source_carries_the_flows_fetch_settings() -> None:
@@ -64,3 +65,22 @@ def test_an_epoch_given_on_the_command_line_wins() -> None:
     settings = replace(get_settings(), dataflow_snapshot_seconds=5)
     assert epoch_seconds(2, settings, JOBS["spam"]) == 2
     assert epoch_seconds(None, replace(settings, dataflow_snapshot_seconds=60), JOBS["spam"]) == 60
+
+
+def _sources(step: object) -> list[Source[SourceItem]]:
+    found = []
+    for sub in getattr(step, "substeps", []):
+        if hasattr(sub, "source"):
+            found.append(sub.source)
+        found += _sources(sub)
+    return found
+
+
+def test_ranking_and_karma_read_scores_in_batches() -> None:
+    # Scores come at most every SCORE_ANNOUNCE_MS per target: these flows batch them.
+    settings = replace(get_settings(), dataflow_batch_interval_ms=0)
+    for name in ("ranking", "karma"):
+        (source,) = _sources(JOBS[name].build(Wiring(settings, name)))
+        assert consumer_settings(source) == fetch_config(100)
+    (votes_source,) = _sources(JOBS["votes"].build(Wiring(settings, "votes")))
+    assert consumer_settings(votes_source) == fetch_config(0)  # tallies stay prompt
