@@ -71,7 +71,7 @@ def votes_flow(w: Wiring) -> Dataflow:
         scores=w.topic("scores_out", SCORES.name),
     )
     return votes.build_flow(
-        w.source(votes.TOPICS),
+        w.source(votes.TOPICS, votes.BATCH_INTERVAL_MS),
         sinks,
         w.dead_letters(),
         _archive_after(s),

@@ -76,11 +76,11 @@ def _sources(step: object) -> list[Source[SourceItem]]:
     return found
 
 
-def test_ranking_and_karma_read_scores_in_batches() -> None:
+def test_the_vote_pipeline_reads_in_short_batches() -> None:
     # Scores come at most every SCORE_ANNOUNCE_MS per target: these flows batch them.
     settings = replace(get_settings(), dataflow_batch_interval_ms=0)
     for name in ("ranking", "karma"):
         (source,) = _sources(JOBS[name].build(Wiring(settings, name)))
         assert consumer_settings(source) == fetch_config(100)
     (votes_source,) = _sources(JOBS["votes"].build(Wiring(settings, "votes")))
-    assert consumer_settings(votes_source) == fetch_config(0)  # tallies stay prompt
+    assert consumer_settings(votes_source) == fetch_config(20)  # tallies stay prompt
