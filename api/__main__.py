@@ -17,8 +17,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    # Workers share one metrics directory: /metrics is one view across them.
-    metrics_dir = enable_multiprocess()
+    # Workers share one metrics directory: /metrics is one view across them. A single
+    # worker serves in this process and keeps its metrics in memory.
+    metrics_dir = enable_multiprocess() if args.workers > 1 else None
     loader = AppLoader(factory=create_app)
     app = loader.load()
     app.prepare(
@@ -29,9 +30,15 @@ def main() -> None:
         motd=False,
     )
     try:
-        Sanic.serve(primary=app, app_loader=loader)
+        if args.workers == 1:
+            # One worker runs in this process: no worker manager, so no child that a
+            # stop signal during its start-up handshake could leave behind.
+            Sanic.serve_single(primary=app)
+        else:
+            Sanic.serve(primary=app, app_loader=loader)
     finally:
-        cleanup_multiprocess(metrics_dir)
+        if metrics_dir is not None:
+            cleanup_multiprocess(metrics_dir)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,49 @@
+"""The API's own process: a stop signal that comes the moment it is ready ends it at
+once and leaves no process behind (a single worker serves in the main process)."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import httpx
+
+from tests.processes import Process, free_port, wait_for
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_single_worker_api_stopped_as_it_becomes_ready_leaves_nothing(platform):
+    port = free_port()
+    api = Process(
+        f"api-quickstop-{port}",
+        ["-m", "api", "--port", str(port), "--workers", "1"],
+        platform.log_dir,
+    ).start()
+    try:
+
+        def ready() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).is_success
+            except httpx.HTTPError:
+                return False
+
+        wait_for(ready, timeout=60, interval=0.01, what="the API to answer /healthz")
+        # Sanic's worker manager would add a manager process and a worker; a stop signal
+        # during their start-up handshake kept the main process waiting 30 s for it.
+        assert children_of(api.pid) == []
+        assert api.proc is not None
+        api.proc.send_signal(signal.SIGINT)
+        assert api.proc.wait(10) == 0
+    finally:
+        api.stop()
