@@ -6,9 +6,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-import httpx
-
-from tests.processes import Process, free_port, wait_for
+from tests.processes import start_api
 
 
 def children_of(pid: int) -> list[int]:
@@ -24,21 +22,8 @@ def children_of(pid: int) -> list[int]:
 
 
 def test_a_single_worker_api_stopped_as_it_becomes_ready_leaves_nothing(platform):
-    port = free_port()
-    api = Process(
-        f"api-quickstop-{port}",
-        ["-m", "api", "--port", str(port), "--workers", "1"],
-        platform.log_dir,
-    ).start()
+    api, _base = start_api(platform.log_dir, workers=1)
     try:
-
-        def ready() -> bool:
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).is_success
-            except httpx.HTTPError:
-                return False
-
-        wait_for(ready, timeout=60, interval=0.01, what="the API to answer /healthz")
         # Sanic's worker manager would add a manager process and a worker; a stop signal
         # during their start-up handshake kept the main process waiting 30 s for it.
         assert children_of(api.pid) == []
