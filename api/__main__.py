@@ -17,20 +17,21 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
+    single = args.workers == 1
     # Workers share one metrics directory: /metrics is one view across them. A single
     # worker serves in this process and keeps its metrics in memory.
-    metrics_dir = enable_multiprocess() if args.workers > 1 else None
+    metrics_dir = None if single else enable_multiprocess()
     loader = AppLoader(factory=create_app)
     app = loader.load()
     app.prepare(
         host=args.host,
         port=args.port,
         workers=args.workers,
-        single_process=args.workers == 1,
+        single_process=single,
         motd=False,
     )
     try:
-        if args.workers == 1:
+        if single:
             # One worker runs in this process: no worker manager, so no child that a
             # stop signal during its start-up handshake could leave behind.
             Sanic.serve_single(primary=app)

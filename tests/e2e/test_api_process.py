@@ -4,21 +4,9 @@ once and leaves no process behind (a single worker serves in the main process)."
 from __future__ import annotations
 
 import signal
-from pathlib import Path
 
+from benchmarks.cpu import children_of
 from tests.processes import start_api
-
-
-def children_of(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # the process ended while we looked
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
 
 
 def test_a_single_worker_api_stopped_as_it_becomes_ready_leaves_nothing(platform):
@@ -26,7 +14,7 @@ def test_a_single_worker_api_stopped_as_it_becomes_ready_leaves_nothing(platform
     try:
         # Sanic's worker manager would add a manager process and a worker; a stop signal
         # during their start-up handshake kept the main process waiting 30 s for it.
-        assert children_of(api.pid) == []
+        assert children_of().get(api.pid, []) == []
         assert api.proc is not None
         api.proc.send_signal(signal.SIGINT)
         assert api.proc.wait(10) == 0

@@ -76,11 +76,11 @@ def _sources(step: object) -> list[Source[SourceItem]]:
     return found
 
 
-def test_the_vote_pipeline_reads_in_short_batches() -> None:
-    # Scores come at most every SCORE_ANNOUNCE_MS per target: these flows batch them.
+def test_each_batched_flow_reads_with_its_own_interval() -> None:
+    # votes 20 ms (tallies stay prompt), ranking and karma 100 ms (scores come at most
+    # every SCORE_ANNOUNCE_MS per target), spam 1 s and search 250 ms (nobody waits)
     settings = replace(get_settings(), dataflow_batch_interval_ms=0)
-    for name in ("ranking", "karma"):
+    intervals = {"votes": 20, "ranking": 100, "karma": 100, "spam": 1000, "search": 250}
+    for name, interval in intervals.items():
         (source,) = _sources(JOBS[name].build(Wiring(settings, name)))
-        assert consumer_settings(source) == fetch_config(100)
-    (votes_source,) = _sources(JOBS["votes"].build(Wiring(settings, "votes")))
-    assert consumer_settings(votes_source) == fetch_config(20)  # tallies stay prompt
+        assert consumer_settings(source) == fetch_config(interval), name
