@@ -14,6 +14,7 @@ from sanic import HTTPResponse, Request, Sanic
 from api import errors, limits, openapi
 from api.bootstrap import bootstrap
 from api.http import check_parameters, json, optional_principal, platform
+from api.lifeline import die_with_parent
 from api.mailer import run_sender
 from api.routes import (
     auth,
@@ -53,6 +54,9 @@ def request_id_of(header: str | None) -> str:
 
 
 def create_app(name: str = "agora") -> Sanic:
+    # In a worker Sanic spawned: stop when the main process is gone, however it went,
+    # rather than go on serving its port with nobody to stop it.
+    die_with_parent()
     logs.configure("api")
     tracing.configure("api")
     app = Sanic(name, configure_logging=False)

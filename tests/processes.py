@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import socket
@@ -15,19 +14,10 @@ from typing import TypeVar
 
 import httpx
 
+from api.lifeline import signal_on_parent_exit
+
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
-
-
-PR_SET_PDEATHSIG = 1
-# Resolved here, in the parent: between fork and exec the child may not load anything.
-_prctl = ctypes.CDLL(None, use_errno=True).prctl
-
-
-def die_with_parent() -> None:
-    """In the child: get SIGTERM when the test runner dies, however it dies (a killed
-    run must not leave platform processes behind)."""
-    _prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
 def wait_for(
@@ -68,7 +58,9 @@ class Process:
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
-            preexec_fn=die_with_parent,
+            # SIGTERM when the test runner dies, however it dies: a killed run must
+            # not leave platform processes behind.
+            preexec_fn=signal_on_parent_exit,
         )
         return self
 

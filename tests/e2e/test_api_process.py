@@ -1,12 +1,17 @@
 """The API's own process: a stop signal that comes the moment it is ready ends it at
-once and leaves no process behind (a single worker serves in the main process)."""
+once and leaves no process behind (a single worker serves in the main process), and
+workers whose main process was killed stop serving."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 
+import httpx
+
 from benchmarks.cpu import children_of
-from tests.processes import start_api
+from tests.processes import start_api, wait_for
 
 
 def test_a_single_worker_api_stopped_as_it_becomes_ready_leaves_nothing(platform):
@@ -20,3 +25,30 @@ def test_a_single_worker_api_stopped_as_it_becomes_ready_leaves_nothing(platform
         assert api.proc.wait(10) == 0
     finally:
         api.stop()
+
+
+def test_workers_stop_serving_when_the_main_process_is_killed(platform):
+    """A SIGKILL of a multi-worker API's main process (no chance to stop its workers)
+    must not leave workers answering on its port."""
+    api, base = start_api(platform.log_dir, workers=2)
+    try:
+        children = children_of().get(api.pid, [])
+        assert len(children) >= 2  # the workers, and Sanic's helpers
+        api.kill9()
+
+        def refused() -> bool:
+            try:
+                httpx.get(f"{base}/healthz", timeout=1)
+            except httpx.ConnectError:
+                return True
+            except httpx.HTTPError:
+                return False
+            return False
+
+        wait_for(refused, timeout=30, what="the orphaned workers to stop serving")
+    finally:
+        api.stop()
+        # Sanic's multiprocessing manager does not watch its parent: end it here.
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
