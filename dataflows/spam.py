@@ -85,9 +85,8 @@ from stores.karma import cached_karma
 from stores.settings import Settings
 
 NAME = "spam"
-# Nobody waits on a flag: bigger, rarer batches spare the CPU of every vote. Each
-# activation is a pass over every key's timer (one per voter and per voter/author pair
-# of the last week, so tens of thousands), which is why this is a second, not 250 ms.
+# Nobody waits on a flag: bigger, rarer batches spare the CPU of every vote (each
+# activation of each stateful step is a pass over its keys' timers).
 BATCH_INTERVAL_MS = 1000
 # Its state is a week of every voter's votes, so its recovery store is the largest, and
 # Bytewax's pass over that store at every epoch was a third of its CPU under load.
