@@ -12,10 +12,9 @@ callback once that final answer is known.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import threading
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -30,6 +29,9 @@ T = TypeVar("T")
 
 ACK_WAIT_SECONDS = 1.5  # longest a request waits for the broker's acknowledgement
 COOLDOWN_SECONDS = 1.0  # after a failure, publishes fail fast this long, then probe
+# While messages are in flight the event loop polls the producer this often (its
+# delivery answers are served by those polls); with nothing in flight it does not poll.
+POLL_SECONDS = 0.001
 # librdkafka's own limits for the API's producer: a taken message settles within
 # DELIVERY_TIMEOUT_MS (well after ACK_WAIT_SECONDS); reconnects are retried at least
 # every second, so a returning broker is found quickly.
@@ -72,7 +74,6 @@ def consumer_config(bootstrap: str, group_id: str, **overrides: Any) -> dict[str
 
 
 # A delivery answer on its way to the event loop that waits for it.
-Answer = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]", KafkaError | None]
 
 
 class DeliveryPending(Unavailable):
@@ -167,42 +168,36 @@ class EventPublisher:
         self._last_ack = 0.0
         self._fatal: KafkaError | None = None
         self._retired: list[Producer] = []
-        # Delivery answers, gathered on whichever thread serves librdkafka's callbacks
-        # and handed to their event loops once per poll: one wake-up of a loop for a
-        # poll's worth of answers instead of one per message.
-        self._answers: deque[Answer] = deque()
-        self._closing = threading.Event()
-        self._poller = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
-        self._poller.start()
+        # The delivery answers are served by polls on the event loop itself, every
+        # POLL_SECONDS while anything is in flight: a poll answers every message
+        # acknowledged since the last one, with no thread to hand them over (a poll
+        # thread cost a GIL hand-off and a loop wake-up per poll).
+        self._polling: set[asyncio.AbstractEventLoop] = set()
 
-    def _poll(self) -> None:
-        while not self._closing.is_set():
-            self._producer.poll(0.05)
-            for old in list(self._retired):
-                old.poll(0)
-                if len(old) == 0:  # every message it took has its final answer
-                    self._retired.remove(old)
-            if self._answers:
-                self._dispatch()
+    def _poll_soon(self, loop: asyncio.AbstractEventLoop) -> None:
+        if loop not in self._polling:
+            self._polling.add(loop)
+            loop.call_later(POLL_SECONDS, self._poll, loop)
 
-    def _dispatch(self) -> None:
-        by_loop: dict[
-            asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], KafkaError | None]]
-        ] = {}
-        while True:
-            try:
-                loop, done, err = self._answers.popleft()
-            except IndexError:
-                break
-            by_loop.setdefault(loop, []).append((done, err))
-        for loop, answers in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(self._settle_all, answers)
-            except RuntimeError:  # the loop is closed: nobody waits any more
-                pass
+    def _poll(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._producer.poll(0)
+        for old in list(self._retired):
+            old.poll(0)
+            if len(old) == 0:  # every message it took has its final answer
+                self._retired.remove(old)
+        # len() counts messages queued, in flight, and answers not yet served.
+        if len(self._producer) or self._retired:
+            loop.call_later(POLL_SECONDS, self._poll, loop)
+        else:
+            self._polling.discard(loop)
+
+    @property
+    def polling(self) -> bool:
+        """Whether some event loop still polls for delivery answers."""
+        return bool(self._polling)
 
     def _on_error(self, err: KafkaError) -> None:
-        # Called on the poll thread. Connection errors are librdkafka's to retry; only
+        # Called during a poll. Connection errors are librdkafka's to retry; only
         # a fatal error (the idempotent producer cannot go on) needs a new producer.
         if err.fatal():
             log.error("kafka producer fatal error: %s", err.str())
@@ -243,7 +238,11 @@ class EventPublisher:
         done: asyncio.Future[None] = loop.create_future()
 
         def on_delivery(err: KafkaError | None, _msg: Message) -> None:
-            self._answers.append((loop, done, err))
+            if _loop_of_this_thread() is loop:
+                self._settle(done, err)
+            else:  # served by another loop's poll or by close() on another thread
+                with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits
+                    loop.call_soon_threadsafe(self._settle, done, err)
 
         started = time.monotonic()
         try:
@@ -261,19 +260,15 @@ class EventPublisher:
             if exc.args and isinstance(exc.args[0], KafkaError) and exc.args[0].fatal():
                 self._fatal = exc.args[0]
             raise Unavailable("event log refused the write, retry", {"retry": True}) from None
-        try:
-            await asyncio.wait_for(asyncio.shield(done), self._ack_wait)
-        except TimeoutError:
+        self._poll_soon(loop)
+        if not await _settled_within(done, self._ack_wait):
             done.add_done_callback(_observed)
             # Only a broker that acknowledged nothing since this message was taken is
             # treated as down; a slow acknowledgement under load does not open the circuit.
             if self._last_ack < started:
                 self._trip(f"no acknowledgement within {self._ack_wait}s")
-            raise DeliveryPending(done, self._ack_wait or 0.0) from None
-
-    def _settle_all(self, answers: list[tuple[asyncio.Future[None], KafkaError | None]]) -> None:
-        for done, err in answers:
-            self._settle(done, err)
+            raise DeliveryPending(done, self._ack_wait or 0.0)
+        done.result()  # raises the delivery's failure
 
     def _settle(self, done: asyncio.Future[None], err: KafkaError | None) -> None:
         if err is None:
@@ -295,10 +290,40 @@ class EventPublisher:
         self._producer.list_topics(timeout=timeout)
 
     def close(self, timeout: float = 10.0) -> None:
-        self._producer.flush(timeout)
-        self._closing.set()
-        self._poller.join(timeout=1)
-        self._dispatch()  # what the flush answered
+        self._producer.flush(timeout)  # serves the last answers, here
+
+
+def _loop_of_this_thread() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+async def _settled_within(done: asyncio.Future[None], seconds: float | None) -> bool:
+    """Wait until `done` is settled or `seconds` have passed (None: no limit), without
+    cancelling it when the wait ends or the caller is cancelled. One timer and one
+    callback: cheaper per vote than `wait_for` around `shield`."""
+    if seconds is None:
+        await asyncio.shield(done)
+        return True
+    if done.done():
+        return True
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+
+    def wake(_: object) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    timer = loop.call_later(seconds, wake, None)
+    done.add_done_callback(wake)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        done.remove_done_callback(wake)
+    return done.done()
 
 
 def _observed(future: asyncio.Future[None]) -> None:
