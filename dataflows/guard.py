@@ -36,7 +36,6 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream
 from bytewax.outputs import DynamicSink, Sink, StatelessSinkPartition
 
-from dataflows.buckets import BucketLogic, bucket_of
 from observability import tracing
 from observability.metrics import DEAD_LETTERS, SINK_BATCHES, SINK_RECORDS, SINK_RETRIES
 from schemas.events import DeadLetter, escape_controls
@@ -211,31 +210,6 @@ class Guard:
             return GuardedLogic(dataflow, step_id, builder(resume))
 
         mixed = op.stateful_batch(step_id, stream, build)
-        return self.split(step_id, op.key_rm(f"{step_id}_unkey", mixed))
-
-    def stateful_buckets(
-        self,
-        step_id: str,
-        stream: Stream[tuple[str, Traced[V]]],
-        builder: Callable[[S | None], Folding[V, W, S]],
-        buckets: int,
-    ) -> Stream[Traced[W]]:
-        """As `stateful`, for a step with many keys that each keep a timer: its keys are
-        held in `buckets` Bytewax keys (`dataflows/buckets.py`), so an activation does
-        not scan every key's timer. The step's state lives under its own step id, which
-        names the bucket count: a new count starts from empty state (replay the flow)."""
-        dataflow = self.dataflow
-
-        def make(resume: S | None) -> GuardedLogic[V, W, S]:
-            return GuardedLogic(dataflow, step_id, builder(resume))
-
-        def to_bucket(item: tuple[str, Traced[V]]) -> tuple[str, tuple[str, Traced[V]]]:
-            return bucket_of(item[0], buckets), item
-
-        rekeyed = op.map(f"{step_id}_bucket", stream, to_bucket)
-        mixed = op.stateful_batch(
-            f"{step_id}_b{buckets}", rekeyed, lambda resume: BucketLogic(make, resume)
-        )
         return self.split(step_id, op.key_rm(f"{step_id}_unkey", mixed))
 
     def split(self, step_id: str, mixed: Stream[Traced[Y] | DeadLetter]) -> Stream[Traced[Y]]:

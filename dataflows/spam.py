@@ -91,10 +91,6 @@ BATCH_INTERVAL_MS = 1000
 # Its state is a week of every voter's votes, so its recovery store is the largest, and
 # Bytewax's pass over that store at every epoch was a third of its CPU under load.
 SNAPSHOT_SECONDS = 30
-# The voter and voter/author-pair steps keep a key, with an eviction timer, for every
-# voter and pair of the last week: their keys are held in this many Bytewax keys
-# (`dataflows/buckets.py`), so an activation scans 256 timers, not every voter's.
-KEY_BUCKETS = 256
 TOPICS = [POSTS.name, COMMENTS.name, VOTES.name, MODERATION.name]
 SYSTEM_ACTOR = "system"
 
@@ -642,11 +638,10 @@ def build_flow(
         lambda resume: LinkFold(resume, t),
     )
     upvotes: Stream[Traced[Upvote]] = guard.map("upvotes", votes, upvote_of)
-    edges: Stream[Traced[MutualEdge]] = guard.stateful_buckets(
+    edges: Stream[Traced[MutualEdge]] = guard.stateful(
         "mutual",
         op.key_on("by_pair", upvotes, lambda u: pair_key(u.value.voter, u.value.author)),
         lambda resume: MutualFold(resume, t),
-        KEY_BUCKETS,
     )
     rings: Stream[Traced[Flag]] = guard.stateful(
         "rings",
@@ -654,11 +649,10 @@ def build_flow(
         lambda resume: RingFold(resume, t),
     )
     voter_items: Stream[Traced[VoteCast | Flag]] = op.merge("voter_items", votes, rings)
-    exclusions: Stream[Traced[VoteExcluded]] = guard.stateful_buckets(
+    exclusions: Stream[Traced[VoteExcluded]] = guard.stateful(
         "voter",
         op.key_on("by_voter", voter_items, voter_of),
         lambda resume: VoterFold(resume, options.voter_cap, options.voter_window),
-        KEY_BUCKETS,
     )
     op.output(
         "exclusions_out",
