@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+import sanic.mixins.startup
 from sanic import Sanic
 from sanic.worker.loader import AppLoader
 
 from api.app import create_app
+from api.lifeline import sync_manager_that_dies_with_parent
 from observability.metrics import cleanup_multiprocess, enable_multiprocess
 
 
@@ -36,6 +38,9 @@ def main() -> None:
             # stop signal during its start-up handshake could leave behind.
             Sanic.serve_single(primary=app)
         else:
+            # Sanic's shared-state manager process, like its workers (`create_app`),
+            # ends with this process however it ends.
+            sanic.mixins.startup.Manager = sync_manager_that_dies_with_parent
             Sanic.serve(primary=app, app_loader=loader)
     finally:
         if metrics_dir is not None:

@@ -1,10 +1,10 @@
 """Child processes that end with the process that started them.
 
-Sanic's worker manager spawns the workers. If the main process is killed outright
-(SIGKILL, the OOM killer), nothing tells them, and they go on serving the port with
-nobody to stop them. On Linux the kernel can send a child a signal when its parent
-exits (`PR_SET_PDEATHSIG`); each worker asks for SIGTERM, which Sanic's workers treat
-as a graceful stop."""
+Sanic's worker manager spawns the workers and a multiprocessing manager. If the main
+process is killed outright (SIGKILL, the OOM killer), nothing tells them: the workers
+go on serving the port with nobody to stop them, and the manager waits forever. On
+Linux the kernel can send a child a signal when its parent exits (`PR_SET_PDEATHSIG`);
+each of them asks for SIGTERM, which Sanic's workers treat as a graceful stop."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import signal
 import sys
+from multiprocessing.managers import SyncManager
 
 PR_SET_PDEATHSIG = 1
 LINUX = sys.platform.startswith("linux")
@@ -38,3 +39,11 @@ def die_with_parent(sig: signal.Signals = signal.SIGTERM) -> bool:
     if os.getppid() != parent.pid:  # gone already: the kernel will not tell us
         os.kill(os.getpid(), sig)
     return True
+
+
+def sync_manager_that_dies_with_parent() -> SyncManager:
+    """What `multiprocessing.Manager()` gives, with a server process that gets SIGTERM
+    when its parent exits."""
+    manager = SyncManager(ctx=multiprocessing.get_context())
+    manager.start(initializer=die_with_parent)
+    return manager
