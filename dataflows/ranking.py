@@ -50,6 +50,7 @@ TOPICS = [POSTS.name, SCORES.name, COMMUNITIES.name, MODERATION.name]
 # flow's activations (each a pass over every post's timer) to ten a second.
 BATCH_INTERVAL_MS = 100
 RISING_CADENCE = timedelta(seconds=60)
+RERANK_PHASES = 6  # young posts re-rank in this many groups per RISING_CADENCE
 
 
 def now() -> datetime:
@@ -194,7 +195,9 @@ class RankFold:
         current = now()
         wakes = [ranking.next_window_exit(self.state.created, current)]
         if current - self.state.created < ranking.RISING_MAX_AGE:
-            wakes.append(current + RISING_CADENCE)
+            wakes.append(
+                ranking.next_rerank(self.state.post_id, current, RISING_CADENCE, RERANK_PHASES)
+            )
         upcoming = [w for w in wakes if w is not None]
         return min(upcoming) if upcoming else None
 

@@ -7,9 +7,11 @@ rankings directly.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+import zlib
+from datetime import UTC, datetime, timedelta
 
 REDDIT_EPOCH = 1134028003  # seconds; Reddit's hot-rank reference time
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 RISING_MAX_AGE = timedelta(hours=24)  # rising only ranks young posts
 
 WINDOWS: dict[str, timedelta | None] = {
@@ -49,6 +51,20 @@ def windows_containing(created: datetime, now: datetime) -> list[str]:
     """The top/controversial windows a post of this age belongs to now."""
     age = now - created
     return [name for name, span in WINDOWS.items() if span is None or age < span]
+
+
+def next_rerank(post_id: str, now: datetime, every: timedelta, slots: int) -> datetime:
+    """The post's next re-rank after `now`: once every `every`, in one of `slots` fixed
+    slots of the clock (counted from the Unix epoch) taken from its id. The young posts
+    then re-rank in `slots` even groups, each woken together: one pass of the flow per
+    group, instead of one group holding every post woken together since the flow
+    started (a wake of "now + every" keeps them together for good), or one pass per
+    post (each pass costs a scan of every post's timer)."""
+    step = every // timedelta(microseconds=1)
+    slot = zlib.crc32(post_id.encode("utf-8", "surrogatepass")) % slots
+    phase = slot * step // slots
+    since = (now - EPOCH) // timedelta(microseconds=1) - phase
+    return EPOCH + timedelta(microseconds=(since // step + 1) * step + phase)
 
 
 def next_window_exit(created: datetime, now: datetime) -> datetime | None:

@@ -7,6 +7,7 @@ import pytest
 from domain.ranking import (
     controversy,
     hot,
+    next_rerank,
     next_window_exit,
     rising,
     windows_containing,
@@ -71,3 +72,26 @@ def test_windows_by_age():
     assert next_window_exit(T0, now) == T0 + timedelta(hours=1)
     assert next_window_exit(T0, T0 + timedelta(days=2)) == T0 + timedelta(weeks=1)
     assert next_window_exit(T0, T0 + timedelta(days=400)) is None
+
+
+def test_young_posts_rerank_in_a_few_even_groups_on_the_clock():
+    every = timedelta(seconds=60)
+    now = datetime(2026, 1, 1, 12, 0, 7, tzinfo=UTC)
+    ids = [f"p_{i:026d}" for i in range(600)]
+    wakes = [next_rerank(post_id, now, every, 6) for post_id in ids]
+    assert all(now < wake <= now + every for wake in wakes)
+    # Six slots of the clock, 10 s apart, whatever the posts' ages: one pass each.
+    assert sorted({w.second for w in wakes}) == [0, 10, 20, 30, 40, 50]
+    groups = [sum(1 for w in wakes if w.second == s) for s in range(0, 60, 10)]
+    assert min(groups) > 60  # about 100 each
+    # Each post keeps its slot: woken at its time, the next is one interval on.
+    for post_id, wake in zip(ids[:20], wakes[:20], strict=True):
+        assert next_rerank(post_id, wake, every, 6) == wake + every
+        assert next_rerank(post_id, wake - timedelta(microseconds=1), every, 6) == wake
+    assert [next_rerank(p, now, every, 6) for p in ids] == wakes  # deterministic
+
+
+def test_one_slot_is_the_whole_interval():
+    every = timedelta(seconds=60)
+    now = datetime(2026, 1, 1, 12, 0, 7, tzinfo=UTC)
+    assert next_rerank("p_x", now, every, 1) == datetime(2026, 1, 1, 12, 1, tzinfo=UTC)
