@@ -76,6 +76,7 @@ def votes_flow(w: Wiring) -> Dataflow:
         w.dead_letters(),
         _archive_after(s),
         announce_every=timedelta(milliseconds=s.score_announce_ms),
+        wakeups=w.wakeups(),
     )
 
 
@@ -102,7 +103,11 @@ def karma_flow(w: Wiring) -> Dataflow:
         )
     )
     return karma.build_flow(
-        w.source(karma.TOPICS, karma.BATCH_INTERVAL_MS), sinks, w.dead_letters(), _archive_after(s)
+        w.source(karma.TOPICS, karma.BATCH_INTERVAL_MS),
+        sinks,
+        w.dead_letters(),
+        _archive_after(s),
+        wakeups=w.wakeups(),
     )
 
 

@@ -21,9 +21,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 from redis import Redis
@@ -31,6 +32,7 @@ from redis import Redis
 from dataflows.common import Event, SourceItem, events
 from dataflows.guard import Guard, Traced
 from dataflows.sinks import ShardConnections
+from dataflows.wakeups import Wake, Wakeups, WakeupWheel, file_or_keep, woken
 from domain.karma import Karma, KarmaDelta, TargetKarma, contribution, replace_tally
 from domain.lifecycle import evictable_at
 from schemas.events import DeadLetter, ScoreChanged
@@ -64,12 +66,20 @@ class Held:
 class TargetFold:
     """A target's latest contribution; emits what changed for its author."""
 
-    def __init__(self, state: Held | None, archive_after: timedelta) -> None:
+    def __init__(
+        self, state: Held | None, archive_after: timedelta, wheel: WakeupWheel | None = None
+    ) -> None:
         self.state = state
         self.archive_after = archive_after
+        self.wheel = wheel  # takes the far-off eviction time, if given
         self.deltas: list[KarmaDelta] = []
 
-    def apply(self, s: ScoreChanged) -> None:
+    def apply(self, s: ScoreChanged | Wake) -> None:
+        if isinstance(s, Wake):
+            # The wheel's wake-up: evict once due, as the timer would (see `notify_at`).
+            if self.state is not None and self._evictable_at() <= datetime.now(UTC):
+                self.state = None
+            return
         held = self.state.karma if self.state else None
         value = contribution(s.score, s.author_vote)
         held, changed = replace_tally(held, s.author_id, s.target_type, s.seq, value)
@@ -83,6 +93,10 @@ class TargetFold:
     def notify_at(self) -> datetime | None:
         if self.state is None:
             return None
+        return file_or_keep(self.wheel, self.state.target_id, self._evictable_at())
+
+    def _evictable_at(self) -> datetime:
+        assert self.state is not None
         return evictable_at(self.state.target_id, self.state.touched, self.archive_after)
 
     def on_notify(self) -> tuple[Iterable[KarmaDelta], bool]:
@@ -168,14 +182,23 @@ def build_flow(
     sinks: Sinks,
     dead_letters: Sink[DeadLetter],
     archive_after: timedelta = timedelta(days=180),
+    wakeups: Wakeups | None = None,
 ) -> Dataflow:
+    """`wakeups`: where far-off evictions go in a live run (see `dataflows.wakeups`);
+    without it they are Bytewax timers."""
     flow = Dataflow(NAME)
     guard = Guard(NAME)
     scores = guard.map("score_changed", events(guard, flow, source), score_changed)
+    # A score is also something a fold applies (Traced is invariant: cast, not convert).
+    keyed = cast(
+        Stream[tuple[str, Traced[ScoreChanged | Wake]]], op.key_on("by_target", scores, by_target)
+    )
+    wheel = None
+    if wakeups is not None:
+        wheel = wakeups.wheel
+        keyed = op.merge("with_wakeups", keyed, woken(flow, wakeups))
     deltas = guard.stateful(
-        "target",
-        op.key_on("by_target", scores, by_target),
-        lambda resume: TargetFold(resume, archive_after),
+        "target", keyed, lambda resume: TargetFold(resume, archive_after, wheel)
     )
     karma = guard.stateful("author", op.key_on("by_author", deltas, by_author), AuthorFold)
     op.output("karma_out", karma, sinks.karma)

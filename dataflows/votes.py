@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaSinkMessage
@@ -37,6 +38,7 @@ from redis import Redis
 from dataflows.common import Event, SourceItem, events
 from dataflows.guard import Guard, Traced
 from dataflows.sinks import ShardConnections
+from dataflows.wakeups import Wake, Wakeups, WakeupWheel, file_or_keep, woken
 from domain.errors import NotFound
 from domain.ids import post_of_comment
 from domain.lifecycle import evictable_at
@@ -53,8 +55,9 @@ from stores.settings import Settings
 
 NAME = "votes"
 TOPICS = [VOTES.name]
-# Votes are read in 20 ms batches: each activation is a pass over every target's timer,
-# and under load a batch carries dozens of votes. A tally waits 20 ms more at most.
+# Votes are read in 20 ms batches: each activation is a pass over every key's Bytewax
+# timer (few since evictions went to the wake-up wheel), and under load a batch carries
+# dozens of votes. A tally waits 20 ms more at most.
 BATCH_INTERVAL_MS = 20
 
 
@@ -91,6 +94,9 @@ def by_target(vote: Traced[VoteCast | VoteExcluded]) -> str:
     return vote.value.target_id
 
 
+Applied = VoteCast | VoteExcluded | Wake
+
+
 @dataclass
 class TargetState:
     target_id: str
@@ -112,13 +118,18 @@ class TallyFold:
         state: TargetState | None,
         archive_after: timedelta,
         announce_every: timedelta = timedelta(0),
+        wheel: WakeupWheel | None = None,
     ) -> None:
         self.state = state
         self.archive_after = archive_after
         self.announce_every = announce_every
+        self.wheel = wheel  # takes the far-off eviction time, if given
         self.changed = False
 
-    def apply(self, vote: VoteCast | VoteExcluded) -> None:
+    def apply(self, vote: VoteCast | VoteExcluded | Wake) -> None:
+        if isinstance(vote, Wake):
+            self._woken()
+            return
         if self.state is None:
             self.state = TargetState(vote.target_id, Tally())
         state = self.state
@@ -150,8 +161,19 @@ class TallyFold:
             return None
         if self.state.announce_due is not None:
             return self.state.announce_due
+        return file_or_keep(self.wheel, self.state.target_id, self._evictable_at())
+
+    def _evictable_at(self) -> datetime:
+        assert self.state is not None
         touched = self.state.touched or datetime.now(UTC)
         return evictable_at(self.state.target_id, touched, self.archive_after)
+
+    def _woken(self) -> None:
+        """The wheel's wake-up: what the eviction timer does, once it is due (a key
+        woken early, or long gone, stays as it is; `notify_at` files it again)."""
+        s = self.state
+        if s is not None and s.announce_due is None and self._evictable_at() <= datetime.now(UTC):
+            self.state = None
 
     def on_notify(self) -> tuple[Iterable[TallyOut], bool]:
         s = self.state
@@ -306,16 +328,25 @@ def build_flow(
     dead_letters: Sink[DeadLetter],
     archive_after: timedelta = timedelta(days=180),
     announce_every: timedelta = timedelta(0),
+    wakeups: Wakeups | None = None,
 ) -> Dataflow:
+    """`wakeups`: where far-off evictions go in a live run (see `dataflows.wakeups`);
+    without it they are Bytewax timers."""
     flow = Dataflow(NAME)
     guard = Guard(NAME)
     votes: Stream[Traced[VoteCast | VoteExcluded]] = guard.map(
         "vote_cast", events(guard, flow, source), vote_cast
     )
+    # A vote is also something a fold applies (Traced is invariant: cast, not convert).
+    keyed = cast(Stream[tuple[str, Traced[Applied]]], op.key_on("by_target", votes, by_target))
+    wheel = None
+    if wakeups is not None:
+        wheel = wakeups.wheel
+        keyed = op.merge("with_wakeups", keyed, woken(flow, wakeups))
     tallies: Stream[Traced[TallyOut]] = guard.stateful(
         "tally",
-        op.key_on("by_target", votes, by_target),
-        lambda resume: TallyFold(resume, archive_after, announce_every),
+        keyed,
+        lambda resume: TallyFold(resume, archive_after, announce_every, wheel),
     )
     op.output("tallies_out", tallies, sinks.tallies)
     announced = op.filter("announced", tallies, lambda t: t.value.announce)

@@ -22,6 +22,7 @@ from confluent_kafka import KafkaError as ConfluentError
 from dataflows.common import SourceItem
 from dataflows.guard import Backoff, BatchWriter, GuardedSink, LetterBox, describe
 from dataflows.shared_consumer import ConsumerPool, Inbox
+from dataflows.wakeups import Wakeups
 from schemas.envelope import encode, new_event
 from schemas.events import DeadLetter
 from schemas.topics import DEAD_LETTER
@@ -354,6 +355,11 @@ class Wiring:
 
     def letter_box(self) -> LetterBox:
         return KafkaLetterBox(self.settings.kafka_bootstrap)
+
+    def wakeups(self) -> Wakeups | None:
+        """Far-off wake-ups for a live run; a bounded run keeps Bytewax timers (its
+        input ends, and an endless wake-up source would keep it from ending)."""
+        return Wakeups.live() if self.tail else None
 
     def dead_letters(self) -> LetterSink:
         return LetterSink(self.letter_box)

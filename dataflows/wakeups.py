@@ -1,0 +1,144 @@
+"""Far-off wake-ups for keyed state, without a Bytewax timer per key.
+
+Bytewax 0.21 keeps each key's `notify_at` in one map and, on every activation of a
+stateful step, walks the whole map twice or more (the due keys, then the earliest
+time), so each key holding a timer costs every batch, however far off its time.
+The votes and karma folds hold one timer per target for its eviction, 180 days out:
+with 300,000 such keys a step fed 50 batches a second spent about half a core on
+the walk alone (`python -m benchmarks.timer_scan`).
+
+A far-off time goes into this process's `WakeupWheel` instead: keys grouped by the
+minute they are due, the minutes in a heap. `WakeupSource` (one partition per
+worker) hands the flow each due key as input, which Bytewax routes to the key's
+state like any record; the fold then does what its timer would have done, or files
+itself again if it was woken early. A key's wake-up is a hint, not a fact: one that
+arrives for a key long gone builds an empty fold that is discarded at once. The
+wheel is memory only: after a restart each key's resumed fold files itself again
+(Bytewax asks every resumed fold for `notify_at`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow, Stream
+from bytewax.inputs import DynamicSource, StatelessSourcePartition
+
+from dataflows.guard import CLOCK, Traced
+
+# A fold files a time this far off or further with the wheel; a nearer one stays a
+# Bytewax timer (few keys hold one: a held score announcement, a young post's re-rank).
+FAR = timedelta(minutes=10)
+SLOT = 60.0  # seconds per group of keys: a wake-up is at most this late
+POLL = timedelta(seconds=1)  # how often an idle source looks at the wheel
+
+
+@dataclass(frozen=True)
+class Wake:
+    """The value a woken key receives: check your time now."""
+
+
+WAKE = Wake()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class WakeupWheel:
+    """Keys by the minute they are due; shared by the worker threads of one process."""
+
+    def __init__(self, clock: Callable[[], datetime] = _now) -> None:
+        self.clock = clock
+        self._slots: dict[int, set[str]] = {}
+        self._order: list[int] = []  # a heap of the slots held
+        self._lock = threading.Lock()
+
+    def at(self, key: str, when: datetime) -> None:
+        """Wake `key` at `when` (up to a slot late). Filing a key again for the same
+        slot costs nothing; for another slot, it is woken at both and looks again."""
+        slot = math.ceil(when.timestamp() / SLOT)
+        with self._lock:
+            keys = self._slots.get(slot)
+            if keys is None:
+                self._slots[slot] = keys = set()
+                heapq.heappush(self._order, slot)
+            keys.add(key)
+
+    def due(self) -> list[str]:
+        """The keys due now, each handed out once."""
+        now = self.clock().timestamp()
+        out: list[str] = []
+        with self._lock:
+            while self._order and self._order[0] * SLOT <= now:
+                out.extend(self._slots.pop(heapq.heappop(self._order)))
+        return out
+
+    def next_due(self) -> datetime | None:
+        with self._lock:
+            if not self._order:
+                return None
+            return datetime.fromtimestamp(self._order[0] * SLOT, UTC)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return sum(len(keys) for keys in self._slots.values())
+
+
+def file_or_keep(wheel: WakeupWheel | None, key: str, when: datetime | None) -> datetime | None:
+    """A fold's `notify_at` for a time that may be far: the wheel takes a far one (and
+    Bytewax gets no timer), a near one stays Bytewax's. Without a wheel (a bounded
+    run, a unit test) every time stays Bytewax's."""
+    if wheel is None or when is None or when - wheel.clock() < FAR:
+        return when
+    wheel.at(key, when)
+    return None
+
+
+class _WheelPartition(StatelessSourcePartition[tuple[str, Wake]]):
+    def __init__(self, wheel: WakeupWheel) -> None:
+        self.wheel = wheel
+
+    def next_batch(self) -> list[tuple[str, Wake]]:
+        return [(key, WAKE) for key in self.wheel.due()]
+
+    def next_awake(self) -> datetime | None:
+        soonest = self.wheel.clock() + POLL
+        due = self.wheel.next_due()
+        return soonest if due is None else min(due, soonest)
+
+
+class WakeupSource(DynamicSource[tuple[str, Wake]]):
+    """Due keys of the wheel as (key, WAKE) items, read by one partition per worker."""
+
+    def __init__(self, wheel: WakeupWheel) -> None:
+        self.wheel = wheel
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _WheelPartition:
+        return _WheelPartition(self.wheel)
+
+
+@dataclass(frozen=True)
+class Wakeups:
+    """What a flow needs for far-off wake-ups: the wheel its folds file with, and the
+    source that brings due keys back to them."""
+
+    wheel: WakeupWheel
+    source: DynamicSource[tuple[str, Wake]]
+
+    @classmethod
+    def live(cls) -> Wakeups:
+        wheel = WakeupWheel()
+        return cls(wheel, WakeupSource(wheel))
+
+
+def woken(flow: Dataflow, wakeups: Wakeups) -> Stream[tuple[str, Traced[Wake]]]:
+    """The due keys as keyed values, to merge into a stateful step's keyed input."""
+    due = op.input("wakeups", flow, wakeups.source)
+    return op.map("woken", due, lambda item: (item[0], Traced(CLOCK, item[1])))

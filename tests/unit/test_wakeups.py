@@ -1,0 +1,222 @@
+"""Far-off evictions wait in a per-process wheel, not as one Bytewax timer per key: the
+wheel hands each due key out once, the votes and karma folds file their eviction there
+and evict when woken at or after it, and a key woken early or long gone is unharmed."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+from bytewax.testing import TestingSink, TestingSource, run_main
+from ulid import ULID
+
+from dataflows import karma, votes
+from dataflows.karma import TargetFold
+from dataflows.votes import TallyFold, TallyOut
+from dataflows.wakeups import FAR, SLOT, WAKE, Wake, Wakeups, WakeupWheel, file_or_keep
+from domain.ids import community_of_post, new_id
+from domain.lifecycle import ARCHIVE_GRACE, IDLE_BEFORE_EVICTION
+from schemas.events import ScoreChanged, VoteCast
+from tests.unit.flows import Log, a_post, a_vote
+
+ARCHIVE = timedelta(days=180)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_the_wheel_hands_out_each_due_key_once_in_time_order() -> None:
+    clock = Clock(T0)
+    wheel = WakeupWheel(clock)
+    wheel.at("later", T0 + timedelta(hours=2))
+    wheel.at("soon", T0 + timedelta(minutes=30))
+    wheel.at("soon", T0 + timedelta(minutes=30))  # filed twice: woken once
+    assert len(wheel) == 2
+    assert wheel.due() == []
+    assert wheel.next_due() == T0 + timedelta(minutes=30)
+    clock.now = T0 + timedelta(minutes=31)
+    assert wheel.due() == ["soon"]
+    assert wheel.due() == []
+    clock.now = T0 + timedelta(hours=3)
+    assert wheel.due() == ["later"]
+    assert wheel.next_due() is None and len(wheel) == 0
+
+
+def test_a_key_is_never_woken_before_its_time() -> None:
+    clock = Clock(T0)
+    wheel = WakeupWheel(clock)
+    when = T0 + timedelta(minutes=30, seconds=1)  # not on a slot boundary
+    wheel.at("k", when)
+    clock.now = when - timedelta(seconds=1)
+    assert wheel.due() == []
+    clock.now = when + timedelta(seconds=SLOT)
+    assert wheel.due() == ["k"]
+
+
+def test_the_wheel_is_shared_by_threads() -> None:
+    wheel = WakeupWheel(Clock(T0))
+
+    def file(prefix: str) -> None:
+        for i in range(2000):
+            wheel.at(f"{prefix}{i}", T0 + timedelta(minutes=i % 50))
+
+    threads = [threading.Thread(target=file, args=(p,)) for p in "abcd"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wheel.clock = Clock(T0 + timedelta(days=1))
+    assert sorted(wheel.due()) == sorted(f"{p}{i}" for p in "abcd" for i in range(2000))
+
+
+def test_only_far_times_go_to_the_wheel() -> None:
+    wheel = WakeupWheel(Clock(T0))
+    near = T0 + FAR - timedelta(seconds=1)
+    far = T0 + FAR
+    assert file_or_keep(wheel, "a", near) == near  # stays a Bytewax timer
+    assert file_or_keep(wheel, "b", far) is None
+    assert file_or_keep(None, "c", far) == far  # no wheel (a bounded run): a timer
+    assert len(wheel) == 1
+
+
+def old_vote(age: timedelta, version: int = 1) -> VoteCast:
+    """A vote on a post created `age` ago."""
+    post = a_post()
+    born = datetime.now(UTC) - age
+    post_id = f"{ULID.from_datetime(born)}-{post.community_id}"
+    return a_vote(post.model_copy(update={"post_id": post_id}), new_id(), 1, version)
+
+
+def test_a_tally_files_its_eviction_with_the_wheel_instead_of_a_timer() -> None:
+    wheel = WakeupWheel()
+    fold = TallyFold(None, ARCHIVE, wheel=wheel)
+    vote = old_vote(timedelta(days=1))
+    fold.apply(vote)
+    assert fold.notify_at() is None
+    assert len(wheel) == 1
+    due = wheel.next_due()
+    assert due is not None and due >= datetime.now(UTC) + ARCHIVE - timedelta(days=2)
+
+
+def test_a_tally_woken_before_its_time_stays_and_files_again() -> None:
+    wheel = WakeupWheel()
+    fold = TallyFold(None, ARCHIVE, wheel=wheel)
+    fold.apply(old_vote(timedelta(days=1)))
+    fold.apply(WAKE)
+    assert fold.state is not None and not fold.finished()
+    assert list(fold.emit()) != []  # the vote's tally; the wake-up adds nothing
+    assert fold.notify_at() is None and len(wheel) == 1
+
+
+def test_a_tally_woken_once_archived_and_idle_is_evicted() -> None:
+    fold = TallyFold(None, ARCHIVE, wheel=WakeupWheel())
+    fold.apply(old_vote(ARCHIVE + ARCHIVE_GRACE + timedelta(days=1)))
+    assert fold.state is not None
+    fold.state.touched = datetime.now(UTC) - IDLE_BEFORE_EVICTION - timedelta(minutes=1)
+    fold.apply(WAKE)
+    assert fold.finished()
+
+
+def test_a_recently_touched_archived_tally_waits_for_its_idle_hour() -> None:
+    wheel = WakeupWheel()
+    fold = TallyFold(None, ARCHIVE, wheel=wheel)
+    fold.apply(old_vote(ARCHIVE + ARCHIVE_GRACE + timedelta(days=1)))
+    fold.apply(WAKE)  # touched just now
+    assert not fold.finished()
+    assert fold.notify_at() is None  # filed again, an idle hour out
+    due = wheel.next_due()
+    assert due is not None and due > datetime.now(UTC) + timedelta(minutes=59)
+
+
+def test_a_wake_up_for_a_key_long_gone_leaves_nothing() -> None:
+    fold = TallyFold(None, ARCHIVE, wheel=WakeupWheel())
+    fold.apply(WAKE)
+    assert fold.finished() and list(fold.emit()) == []
+
+
+def a_score(target_id: str, seq: int, score: int) -> ScoreChanged:
+    return ScoreChanged(
+        target_id=target_id,
+        target_type="post",
+        community_id=community_of_post(target_id),
+        author_id=new_id(),
+        upvotes=max(score, 0),
+        downvotes=max(-score, 0),
+        score=score,
+        seq=seq,
+        version=seq,
+    )
+
+
+def test_karma_files_its_eviction_with_the_wheel_and_evicts_when_due() -> None:
+    wheel = WakeupWheel()
+    fold = TargetFold(None, ARCHIVE, wheel)
+    old = old_vote(ARCHIVE + ARCHIVE_GRACE + timedelta(days=1)).target_id
+    fold.apply(a_score(old, 1, 3))
+    assert [d.delta for d in fold.emit()] == [3]
+    fold.apply(WAKE)  # touched just now: not yet
+    assert fold.state is not None
+    assert fold.notify_at() is None and len(wheel) == 1  # filed an idle hour out
+    fold.state = fold.state.__class__(
+        fold.state.target_id, fold.state.karma, datetime.now(UTC) - 2 * IDLE_BEFORE_EVICTION
+    )
+    fold.apply(WAKE)
+    assert fold.state is None
+
+
+def test_karma_of_a_young_target_goes_to_the_wheel() -> None:
+    wheel = WakeupWheel()
+    fold = TargetFold(None, ARCHIVE, wheel)
+    fold.apply(a_score(old_vote(timedelta(days=1)).target_id, 1, 2))
+    assert fold.notify_at() is None and len(wheel) == 1
+
+
+class FixedWakeups(Wakeups):
+    """The live wiring's shape with a finite source, so a bounded test run ends."""
+
+
+def test_wake_ups_reach_the_votes_flow_and_change_no_tally() -> None:
+    log = Log()
+    post = a_post()
+    log.event("votes", post)  # not a vote: ignored by the flow
+    for version, user in enumerate((new_id(), new_id()), start=1):
+        log.event("votes", a_vote(post, user, 1, version))
+    wheel = WakeupWheel()
+    keys: list[tuple[str, Wake]] = [(post.post_id, WAKE), ("gone-key", WAKE)]
+    tallies: list[TallyOut] = []
+    scores: list[object] = []
+    letters: list[object] = []
+    flow = votes.build_flow(
+        log.source(),
+        votes.Sinks(TestingSink(tallies), TestingSink(scores)),  # type: ignore[arg-type]
+        TestingSink(letters),  # type: ignore[arg-type]
+        wakeups=FixedWakeups(wheel, TestingSource(keys)),  # type: ignore[arg-type]
+    )
+    run_main(flow)
+    assert letters == []
+    assert max(t.value.upvotes for t in tallies) == 2  # type: ignore[attr-defined]
+    assert len(wheel) == 1  # the post's eviction waits in the wheel
+
+
+def test_wake_ups_reach_the_karma_flow_and_change_no_karma() -> None:
+    log = Log()
+    target = old_vote(timedelta(days=1)).target_id
+    log.event("scores", a_score(target, 1, 4))
+    wheel = WakeupWheel()
+    out: list[object] = []
+    letters: list[object] = []
+    flow = karma.build_flow(
+        log.source(),
+        karma.Sinks(TestingSink(out)),  # type: ignore[arg-type]
+        TestingSink(letters),  # type: ignore[arg-type]
+        wakeups=FixedWakeups(wheel, TestingSource([(target, WAKE)])),  # type: ignore[arg-type]
+    )
+    run_main(flow)
+    assert letters == []
+    assert [k.value.post for k in out] == [4]  # type: ignore[attr-defined]
