@@ -7,9 +7,10 @@ however far off the time. The votes and karma flows held one such timer per targ
 (its eviction, 180 days out) until `dataflows.wakeups` took them. Each run here builds
 `--keys` keys in one step, then feeds it 60 items every 20 ms (the votes flow's batch
 interval) for `--seconds`, three ways in the same run: no timers at all, a far timer
-per key, and the far time filed with a `WakeupWheel` (its source merged into the
-step, as the live flows do). It prints the process CPU of each run and what the
-timers cost above the run without them, in CPU ms per second of input.
+per key, and the far time filed with a `WakeupWheel` (its due keys handed out by
+the feed with its items, as the live flows' Kafka partitions do). It prints the
+process CPU of each run and what the timers cost above the run without them, in CPU
+ms per second of input.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow, Stream
+from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.testing import run_main
 
@@ -37,8 +38,8 @@ Item = tuple[str, int | Wake]
 class _Feed(StatefulSourcePartition[Item, None]):
     """Every key once, then BATCH items every EVERY seconds for `seconds`."""
 
-    def __init__(self, keys: int, seconds: float) -> None:
-        self.keys, self.seconds = keys, seconds
+    def __init__(self, keys: int, seconds: float, wheel: WakeupWheel | None) -> None:
+        self.keys, self.seconds, self.wheel = keys, seconds, wheel
         self.sent = 0
         self.started: float | None = None
         self.next = 0.0
@@ -52,7 +53,10 @@ class _Feed(StatefulSourcePartition[Item, None]):
             raise StopIteration
         self.next += EVERY
         self.sent += 1
-        return [(f"k{(self.sent * BATCH + j) % self.keys}", 1) for j in range(BATCH)]
+        batch: list[Item] = [(f"k{(self.sent * BATCH + j) % self.keys}", 1) for j in range(BATCH)]
+        if self.wheel is not None:  # as the flows' Kafka partitions do
+            batch += [(key, Wake()) for key in self.wheel.due()]
+        return batch
 
     def next_awake(self) -> datetime | None:
         wait = max(0.0, self.next - time.monotonic())
@@ -63,14 +67,14 @@ class _Feed(StatefulSourcePartition[Item, None]):
 
 
 class _Source(FixedPartitionedSource[Item, None]):
-    def __init__(self, keys: int, seconds: float) -> None:
-        self.keys, self.seconds = keys, seconds
+    def __init__(self, keys: int, seconds: float, wheel: WakeupWheel | None) -> None:
+        self.keys, self.seconds, self.wheel = keys, seconds, wheel
 
     def list_parts(self) -> list[str]:
         return ["feed"]
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _Feed:
-        return _Feed(self.keys, self.seconds)
+        return _Feed(self.keys, self.seconds, self.wheel)
 
 
 class _Logic(op.StatefulBatchLogic[int | Wake, int, int]):
@@ -97,12 +101,7 @@ def run(keys: int, seconds: float, mode: str) -> float:
     far = datetime.now(UTC) + FAR
     wheel = WakeupWheel()
     flow = Dataflow(f"timer_scan_{mode}")
-    items: Stream[Item] = op.input("in", flow, _Source(keys, seconds))
-    if mode == "wheel":
-        # The live wake-up source never ends; this one ends with the feed.
-        feed_done = time.monotonic() + seconds + 1
-        woken = op.input("wakeups", flow, _EndingWheelSource(wheel, feed_done))
-        items = op.merge("with_wakeups", items, woken)
+    items = op.input("in", flow, _Source(keys, seconds, wheel if mode == "wheel" else None))
 
     def build(_resume: int | None) -> _Logic:
         logic = _Logic()
@@ -118,35 +117,6 @@ def run(keys: int, seconds: float, mode: str) -> float:
     started = time.process_time()
     run_main(flow)
     return time.process_time() - started
-
-
-class _EndingWheelSource(FixedPartitionedSource[Item, None]):
-    """The wheel's due keys until `until` (monotonic), then the end of input."""
-
-    def __init__(self, wheel: WakeupWheel, until: float) -> None:
-        self.wheel, self.until = wheel, until
-
-    def list_parts(self) -> list[str]:
-        return ["wheel"]
-
-    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _WheelFeed:
-        return _WheelFeed(self.wheel, self.until)
-
-
-class _WheelFeed(StatefulSourcePartition[Item, None]):
-    def __init__(self, wheel: WakeupWheel, until: float) -> None:
-        self.wheel, self.until = wheel, until
-
-    def next_batch(self) -> list[Item]:
-        if time.monotonic() > self.until:
-            raise StopIteration
-        return [(key, Wake()) for key in self.wheel.due()]
-
-    def next_awake(self) -> datetime | None:
-        return datetime.now(UTC) + timedelta(seconds=1)
-
-    def snapshot(self) -> None:
-        return None
 
 
 def main() -> None:

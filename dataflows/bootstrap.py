@@ -70,13 +70,14 @@ def votes_flow(w: Wiring) -> Dataflow:
         ),
         scores=w.topic("scores_out", SCORES.name),
     )
+    wheel = w.wheel()
     return votes.build_flow(
-        w.source(votes.TOPICS, votes.BATCH_INTERVAL_MS),
+        w.source(votes.TOPICS, votes.BATCH_INTERVAL_MS, wheel),
         sinks,
         w.dead_letters(),
         _archive_after(s),
         announce_every=timedelta(milliseconds=s.score_announce_ms),
-        wakeups=w.wakeups(),
+        wheel=wheel,
     )
 
 
@@ -102,12 +103,13 @@ def karma_flow(w: Wiring) -> Dataflow:
             lambda: karma.KarmaWriter(ShardConnections(s), s.identity_db, sync_client(s.redis_url)),
         )
     )
+    wheel = w.wheel()
     return karma.build_flow(
-        w.source(karma.TOPICS, karma.BATCH_INTERVAL_MS),
+        w.source(karma.TOPICS, karma.BATCH_INTERVAL_MS, wheel),
         sinks,
         w.dead_letters(),
         _archive_after(s),
-        wakeups=w.wakeups(),
+        wheel=wheel,
     )
 
 

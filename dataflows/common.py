@@ -15,6 +15,7 @@ from prometheus_client import Counter
 
 from dataflows.checks import check_ids
 from dataflows.guard import Guard, Origin, Traced, letter
+from dataflows.wakeups import Woken
 from observability import tracing
 from observability.metrics import RECORDS
 from schemas.envelope import Envelope, decode
@@ -23,7 +24,8 @@ from schemas.events import DeadLetter, Payload
 log = logging.getLogger("dataflows")
 
 Message = KafkaSourceMessage[bytes | None, bytes | None]
-SourceItem = Message | KafkaError[bytes | None, bytes | None]
+# A Kafka record or error, or a key due for a wake-up (`dataflows.wakeups`).
+SourceItem = Message | KafkaError[bytes | None, bytes | None] | Woken
 
 
 class Progress:
@@ -61,6 +63,8 @@ def origin_of(msg: Message) -> Origin:
 def as_record(dataflow: str, item: SourceItem) -> Traced[bytes | None] | DeadLetter | None:
     """A log record with its origin; an error about one record is its dead letter, an
     error about the broker (no record behind it) is logged and the source goes on."""
+    if isinstance(item, Woken):
+        return None  # not a record: the flow's `woken_keys` takes it
     if isinstance(item, KafkaError):
         offset = item.msg.offset
         if offset is None or offset < 0:
@@ -80,10 +84,17 @@ def decode_event(raw: bytes | None) -> Event:
     return Event(envelope, payload)
 
 
+def read(flow: Dataflow, source: Source[SourceItem]) -> Stream[SourceItem]:
+    return op.input("kafka_in", flow, source)
+
+
 def events(guard: Guard, flow: Dataflow, source: Source[SourceItem]) -> Stream[Traced[Event]]:
     """Decoded events of a source; whatever does not decode becomes a dead letter."""
+    return events_of(guard, read(flow, source))
+
+
+def events_of(guard: Guard, items: Stream[SourceItem]) -> Stream[Traced[Event]]:
     dataflow = guard.dataflow
-    items = op.input("kafka_in", flow, source)
     records: Stream[Traced[bytes | None]] = guard.split(
         "records", op.filter_map("records", items, lambda i: as_record(dataflow, i))
     )

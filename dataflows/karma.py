@@ -29,10 +29,10 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 from redis import Redis
 
-from dataflows.common import Event, SourceItem, events
+from dataflows.common import Event, SourceItem, events_of, read
 from dataflows.guard import Guard, Traced
 from dataflows.sinks import ShardConnections
-from dataflows.wakeups import Wake, Wakeups, WakeupWheel, file_or_keep, woken
+from dataflows.wakeups import Wake, WakeupWheel, file_or_keep, woken_keys
 from domain.karma import Karma, KarmaDelta, TargetKarma, contribution, replace_tally
 from domain.lifecycle import evictable_at
 from schemas.events import DeadLetter, ScoreChanged
@@ -182,21 +182,20 @@ def build_flow(
     sinks: Sinks,
     dead_letters: Sink[DeadLetter],
     archive_after: timedelta = timedelta(days=180),
-    wakeups: Wakeups | None = None,
+    wheel: WakeupWheel | None = None,
 ) -> Dataflow:
-    """`wakeups`: where far-off evictions go in a live run (see `dataflows.wakeups`);
-    without it they are Bytewax timers."""
+    """`wheel`: where far-off evictions go in a live run, its due keys coming in with
+    the source's items (see `dataflows.wakeups`); without it they are Bytewax timers."""
     flow = Dataflow(NAME)
     guard = Guard(NAME)
-    scores = guard.map("score_changed", events(guard, flow, source), score_changed)
+    items = read(flow, source)
+    scores = guard.map("score_changed", events_of(guard, items), score_changed)
     # A score is also something a fold applies (Traced is invariant: cast, not convert).
     keyed = cast(
         Stream[tuple[str, Traced[ScoreChanged | Wake]]], op.key_on("by_target", scores, by_target)
     )
-    wheel = None
-    if wakeups is not None:
-        wheel = wakeups.wheel
-        keyed = op.merge("with_wakeups", keyed, woken(flow, wakeups))
+    if wheel is not None:
+        keyed = op.merge("with_wakeups", keyed, woken_keys(items))
     deltas = guard.stateful(
         "target", keyed, lambda resume: TargetFold(resume, archive_after, wheel)
     )

@@ -35,10 +35,10 @@ from bytewax.outputs import Sink
 from cassandra.cluster import Cluster, Session
 from redis import Redis
 
-from dataflows.common import Event, SourceItem, events
+from dataflows.common import Event, SourceItem, events_of, read
 from dataflows.guard import Guard, Traced
 from dataflows.sinks import ShardConnections
-from dataflows.wakeups import Wake, Wakeups, WakeupWheel, file_or_keep, woken
+from dataflows.wakeups import Wake, WakeupWheel, file_or_keep, woken_keys
 from domain.errors import NotFound
 from domain.ids import post_of_comment
 from domain.lifecycle import evictable_at
@@ -328,21 +328,20 @@ def build_flow(
     dead_letters: Sink[DeadLetter],
     archive_after: timedelta = timedelta(days=180),
     announce_every: timedelta = timedelta(0),
-    wakeups: Wakeups | None = None,
+    wheel: WakeupWheel | None = None,
 ) -> Dataflow:
-    """`wakeups`: where far-off evictions go in a live run (see `dataflows.wakeups`);
-    without it they are Bytewax timers."""
+    """`wheel`: where far-off evictions go in a live run, its due keys coming in with
+    the source's items (see `dataflows.wakeups`); without it they are Bytewax timers."""
     flow = Dataflow(NAME)
     guard = Guard(NAME)
+    items = read(flow, source)
     votes: Stream[Traced[VoteCast | VoteExcluded]] = guard.map(
-        "vote_cast", events(guard, flow, source), vote_cast
+        "vote_cast", events_of(guard, items), vote_cast
     )
     # A vote is also something a fold applies (Traced is invariant: cast, not convert).
     keyed = cast(Stream[tuple[str, Traced[Applied]]], op.key_on("by_target", votes, by_target))
-    wheel = None
-    if wakeups is not None:
-        wheel = wakeups.wheel
-        keyed = op.merge("with_wakeups", keyed, woken(flow, wakeups))
+    if wheel is not None:
+        keyed = op.merge("with_wakeups", keyed, woken_keys(items))
     tallies: Stream[Traced[TallyOut]] = guard.stateful(
         "tally",
         keyed,

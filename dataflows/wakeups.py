@@ -8,10 +8,10 @@ with 300,000 such keys a step fed 50 batches a second spent about half a core on
 the walk alone (`python -m benchmarks.timer_scan`).
 
 A far-off time goes into this process's `WakeupWheel` instead: keys grouped by the
-minute they are due, the minutes in a heap. `WakeupSource` (one partition per
-worker) hands the flow each due key as input, which Bytewax routes to the key's
-state like any record; the fold then does what its timer would have done, or files
-itself again if it was woken early. A key's wake-up is a hint, not a fact: one that
+minute they are due, the minutes in a heap. The flow's Kafka partitions hand each due
+key out with their records (`Woken`), Bytewax routes it to the key's state like any
+record, and the fold then does what its timer would have done, or files itself again
+if it was woken early. A key's wake-up is a hint, not a fact: one that
 arrives for a key long gone builds an empty fold that is discarded at once. The
 wheel is memory only: after a restart each key's resumed fold files itself again
 (Bytewax asks every resumed fold for `notify_at`).
@@ -27,8 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow, Stream
-from bytewax.inputs import DynamicSource, StatelessSourcePartition
+from bytewax.dataflow import Stream
 
 from dataflows.guard import CLOCK, Traced
 
@@ -36,7 +35,6 @@ from dataflows.guard import CLOCK, Traced
 # Bytewax timer (few keys hold one: a held score announcement, a young post's re-rank).
 FAR = timedelta(minutes=10)
 SLOT = 60.0  # seconds per group of keys: a wake-up is at most this late
-POLL = timedelta(seconds=1)  # how often an idle source looks at the wheel
 
 
 @dataclass(frozen=True)
@@ -101,44 +99,18 @@ def file_or_keep(wheel: WakeupWheel | None, key: str, when: datetime | None) -> 
     return None
 
 
-class _WheelPartition(StatelessSourcePartition[tuple[str, Wake]]):
-    def __init__(self, wheel: WakeupWheel) -> None:
-        self.wheel = wheel
-
-    def next_batch(self) -> list[tuple[str, Wake]]:
-        return [(key, WAKE) for key in self.wheel.due()]
-
-    def next_awake(self) -> datetime | None:
-        soonest = self.wheel.clock() + POLL
-        due = self.wheel.next_due()
-        return soonest if due is None else min(due, soonest)
-
-
-class WakeupSource(DynamicSource[tuple[str, Wake]]):
-    """Due keys of the wheel as (key, WAKE) items, read by one partition per worker."""
-
-    def __init__(self, wheel: WakeupWheel) -> None:
-        self.wheel = wheel
-
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _WheelPartition:
-        return _WheelPartition(self.wheel)
-
-
 @dataclass(frozen=True)
-class Wakeups:
-    """What a flow needs for far-off wake-ups: the wheel its folds file with, and the
-    source that brings due keys back to them."""
+class Woken:
+    """A key the wheel found due, travelling in its flow's input beside the records (a
+    source of its own would spin: Bytewax re-activates an input whose wake-up time has
+    passed at once, again and again, while the steps after it finish an epoch)."""
 
-    wheel: WakeupWheel
-    source: DynamicSource[tuple[str, Wake]]
-
-    @classmethod
-    def live(cls) -> Wakeups:
-        wheel = WakeupWheel()
-        return cls(wheel, WakeupSource(wheel))
+    key: str
 
 
-def woken(flow: Dataflow, wakeups: Wakeups) -> Stream[tuple[str, Traced[Wake]]]:
-    """The due keys as keyed values, to merge into a stateful step's keyed input."""
-    due = op.input("wakeups", flow, wakeups.source)
-    return op.map("woken", due, lambda item: (item[0], Traced(CLOCK, item[1])))
+def woken_keys(items: Stream[object]) -> Stream[tuple[str, Traced[Wake]]]:
+    """The due keys among a flow's input items, as keyed values to merge into the
+    stateful step's keyed input."""
+    return op.filter_map(
+        "woken", items, lambda i: (i.key, Traced(CLOCK, WAKE)) if isinstance(i, Woken) else None
+    )

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from bytewax.connectors.kafka import KafkaError, KafkaSinkMessage, KafkaSource
 from bytewax.inputs import Source, StatefulSourcePartition
@@ -22,7 +22,7 @@ from confluent_kafka import KafkaError as ConfluentError
 from dataflows.common import SourceItem
 from dataflows.guard import Backoff, BatchWriter, GuardedSink, LetterBox, describe
 from dataflows.shared_consumer import ConsumerPool, Inbox
-from dataflows.wakeups import Wakeups
+from dataflows.wakeups import WakeupWheel, Woken
 from schemas.envelope import encode, new_event
 from schemas.events import DeadLetter
 from schemas.topics import DEAD_LETTER
@@ -195,8 +195,10 @@ class PositionedPartition(StatefulSourcePartition[SourceItem, int | None]):
         start: int | None,
         idle_pause_max: timedelta = IDLE_PAUSE,
         batch_interval: timedelta = DEFAULT_BATCH_INTERVAL,
+        wheel: WakeupWheel | None = None,
     ) -> None:
         self.inner = inner
+        self.wheel = wheel  # its due keys go out with this partition's records
         self.position = start
         self.idle_until: datetime | None = None
         self.idle_pause = IDLE_PAUSE
@@ -226,10 +228,15 @@ class PositionedPartition(StatefulSourcePartition[SourceItem, int | None]):
             offset = getattr(item, "offset", None)
             if not isinstance(item, KafkaError) and isinstance(offset, int) and offset >= 0:
                 self.position = offset + 1
-        return list(batch)
+        if self.wheel is None:
+            return list(batch)
+        return [*batch, *(Woken(key) for key in self.wheel.due())]
 
     def next_awake(self) -> datetime | None:
-        return self.idle_until
+        if self.wheel is None or self.idle_until is None:
+            return self.idle_until
+        due = self.wheel.next_due()
+        return self.idle_until if due is None else min(self.idle_until, due)
 
     def snapshot(self) -> int | None:
         return self.position
@@ -249,12 +256,14 @@ class PositionedKafkaSource(KafkaSource):
         *args: Any,
         idle_pause_max: timedelta = IDLE_PAUSE,
         batch_interval: timedelta = DEFAULT_BATCH_INTERVAL,
+        wheel: WakeupWheel | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.starts = starts or {}
         self.idle_pause_max = idle_pause_max
         self.batch_interval = batch_interval
+        self.wheel = wheel
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> Any:
         start = resume_state if resume_state is not None else self.starts.get(for_part)
@@ -270,6 +279,7 @@ class PositionedKafkaSource(KafkaSource):
             start if start is not None else OFFSET_BEGINNING,
             self.idle_pause_max,
             self.batch_interval,
+            self.wheel,
         )
 
     def _pool(self) -> ConsumerPool:
@@ -333,9 +343,14 @@ class Wiring:
     starts: dict[str, int] | None = None  # backfill: first offset per partition
     replay: bool = False  # a replay from offset 0 (search builds into new indexes)
 
-    def source(self, topics: list[str], batch_interval_ms: int | None = None) -> Source[SourceItem]:
+    def source(
+        self,
+        topics: list[str],
+        batch_interval_ms: int | None = None,
+        wheel: WakeupWheel | None = None,
+    ) -> Source[SourceItem]:
         """`batch_interval_ms`: the flow's own interval (see `next_tick`), at least the
-        settings' `dataflow_batch_interval_ms`."""
+        settings' `dataflow_batch_interval_ms`; `wheel`: whose due keys to hand out."""
         interval = max(batch_interval_ms or 0, self.settings.dataflow_batch_interval_ms, 0)
         options: dict[str, Any] = {
             "tail": self.tail,
@@ -344,22 +359,25 @@ class Wiring:
         }
         brokers = [self.settings.kafka_bootstrap]
         pause = timedelta(milliseconds=self.settings.dataflow_idle_pause_max_ms)
-        return PositionedKafkaSource(
+        # Its partitions also hand out the wheel's due keys (`Woken`): a SourceItem.
+        source = PositionedKafkaSource(
             self.starts,
             brokers,
             topics,
             idle_pause_max=pause,
             batch_interval=timedelta(milliseconds=interval),
+            wheel=wheel,
             **options,
         )
+        return cast(Source[SourceItem], source)
 
     def letter_box(self) -> LetterBox:
         return KafkaLetterBox(self.settings.kafka_bootstrap)
 
-    def wakeups(self) -> Wakeups | None:
-        """Far-off wake-ups for a live run; a bounded run keeps Bytewax timers (its
-        input ends, and an endless wake-up source would keep it from ending)."""
-        return Wakeups.live() if self.tail else None
+    def wheel(self) -> WakeupWheel | None:
+        """Far-off wake-ups for a live run; a bounded run (a replay) keeps Bytewax
+        timers, and on_eof flushes what they hold."""
+        return WakeupWheel() if self.tail else None
 
     def dead_letters(self) -> LetterSink:
         return LetterSink(self.letter_box)

@@ -13,7 +13,8 @@ from ulid import ULID
 from dataflows import karma, votes
 from dataflows.karma import TargetFold
 from dataflows.votes import TallyFold, TallyOut
-from dataflows.wakeups import FAR, SLOT, WAKE, Wake, Wakeups, WakeupWheel, file_or_keep
+from dataflows.wakeups import FAR, SLOT, WAKE, WakeupWheel, Woken, file_or_keep
+from dataflows.wiring import PositionedPartition
 from domain.ids import community_of_post, new_id
 from domain.lifecycle import ARCHIVE_GRACE, IDLE_BEFORE_EVICTION
 from schemas.events import ScoreChanged, VoteCast
@@ -177,8 +178,33 @@ def test_karma_of_a_young_target_goes_to_the_wheel() -> None:
     assert fold.notify_at() is None and len(wheel) == 1
 
 
-class FixedWakeups(Wakeups):
-    """The live wiring's shape with a finite source, so a bounded test run ends."""
+class Items:
+    """A partition's inner reader: one batch of records, then nothing."""
+
+    def __init__(self, batch: list[object]) -> None:
+        self.batch = batch
+
+    def next_batch(self) -> list[object]:
+        out, self.batch = self.batch, []
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_kafka_partition_hands_out_the_wheels_due_keys_with_its_records() -> None:
+    clock = Clock(datetime.now(UTC))
+    wheel = WakeupWheel(clock)
+    wheel.at("t1", clock.now + timedelta(hours=1))
+    part = PositionedPartition(Items(["record"]), 0, wheel=wheel)
+    assert part.next_batch() == ["record"]
+    assert part.next_batch() == []  # caught up, and nothing due yet
+    awake = part.next_awake()
+    assert awake is not None and awake <= datetime.now(UTC) + timedelta(seconds=1)
+    clock.now += timedelta(hours=2)
+    assert part.next_batch() == [Woken("t1")]
+    assert part.next_batch() == []  # handed out once
+    assert part.snapshot() == 0  # a wake-up is not a record: the position stays
 
 
 def test_wake_ups_reach_the_votes_flow_and_change_no_tally() -> None:
@@ -188,15 +214,15 @@ def test_wake_ups_reach_the_votes_flow_and_change_no_tally() -> None:
     for version, user in enumerate((new_id(), new_id()), start=1):
         log.event("votes", a_vote(post, user, 1, version))
     wheel = WakeupWheel()
-    keys: list[tuple[str, Wake]] = [(post.post_id, WAKE), ("gone-key", WAKE)]
+    items = [*log.messages, Woken(post.post_id), Woken("gone-key")]
     tallies: list[TallyOut] = []
     scores: list[object] = []
     letters: list[object] = []
     flow = votes.build_flow(
-        log.source(),
+        TestingSource(items),
         votes.Sinks(TestingSink(tallies), TestingSink(scores)),  # type: ignore[arg-type]
         TestingSink(letters),  # type: ignore[arg-type]
-        wakeups=FixedWakeups(wheel, TestingSource(keys)),  # type: ignore[arg-type]
+        wheel=wheel,
     )
     run_main(flow)
     assert letters == []
@@ -212,11 +238,12 @@ def test_wake_ups_reach_the_karma_flow_and_change_no_karma() -> None:
     out: list[object] = []
     letters: list[object] = []
     flow = karma.build_flow(
-        log.source(),
+        TestingSource([*log.messages, Woken(target)]),
         karma.Sinks(TestingSink(out)),  # type: ignore[arg-type]
         TestingSink(letters),  # type: ignore[arg-type]
-        wakeups=FixedWakeups(wheel, TestingSource([(target, WAKE)])),  # type: ignore[arg-type]
+        wheel=wheel,
     )
     run_main(flow)
     assert letters == []
     assert [k.value.post for k in out] == [4]  # type: ignore[attr-defined]
+    assert len(wheel) == 1
