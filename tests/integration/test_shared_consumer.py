@@ -10,7 +10,7 @@ from typing import Any
 
 import bytewax.operators as op
 import pytest
-from bytewax.connectors.kafka import KafkaSourceMessage
+from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, cluster_main, run_main
 from confluent_kafka import Consumer, Producer
@@ -22,6 +22,9 @@ from dataflows.wiring import PositionedKafkaSource
 from domain.ids import new_id
 from stores.kafka_admin import admin
 from tests.processes import wait_for
+
+# What a Kafka source reads (a flow's SourceItem also admits the wheel's due keys).
+Read = KafkaSourceMessage[bytes | None, bytes | None] | KafkaError[bytes | None, bytes | None]
 
 PER_PARTITION = 5
 
@@ -61,7 +64,7 @@ class CountedConsumer(Consumer):
 
 def read_all(source: PositionedKafkaSource) -> list[KafkaSourceMessage[bytes, bytes]]:
     flow = Dataflow("shared_consumer_test")
-    out: list[SourceItem] = []
+    out: list[Read] = []
     op.output("out", op.input("in", flow, source), TestingSink(out))
     run_main(flow)
     assert all(isinstance(i, KafkaSourceMessage) for i in out), out
@@ -160,7 +163,7 @@ def test_two_workers_in_one_process_each_read_through_their_own_consumer(
     monkeypatch.setattr(shared_consumer.SharedConsumer, "pump", recorded)
     source = PositionedKafkaSource(None, [settings.kafka_bootstrap], list(topics), tail=False)
     flow = Dataflow("shared_consumer_two_workers")
-    out: list[SourceItem] = []
+    out: list[Read] = []
     op.output("out", op.input("in", flow, source), TestingSink(out))
     cluster_main(flow, [], 0, worker_count_per_proc=2)
     assert len(out) == sum(topics.values()) * PER_PARTITION
