@@ -6,11 +6,11 @@ Bytewax 0.21 walks every key's `notify_at` on each activation of a stateful step
 however far off the time. The votes and karma flows held one such timer per target
 (its eviction, 180 days out) until `dataflows.wakeups` took them. Each run here builds
 `--keys` keys in one step, then feeds it 60 items every 20 ms (the votes flow's batch
-interval) for `--seconds`, three ways in the same run: no timers at all, a far timer
-per key, and the far time filed with a `WakeupWheel` (its due keys handed out by
-the feed with its items, as the live flows' Kafka partitions do). It prints the
-process CPU of each run and what the timers cost above the run without them, in CPU
-ms per second of input.
+interval) for `--seconds`, timed from the first of those, three ways in the same run:
+no timers at all, a far timer per key, and the far time filed with a `WakeupWheel`
+(its due keys handed out by the feed with its items, as the live flows' Kafka
+partitions do). It prints the process CPU of each run and what the timers cost above
+the run without them, in CPU ms per second of input.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from dataflows.wakeups import Wake, WakeupWheel, file_or_keep
 BATCH = 60
 EVERY = 0.02  # seconds between batches: the votes flow's interval
 FAR = timedelta(days=180)
+STEADY_FROM: list[float] = []  # CPU time when the feed's steady phase began
 
 Item = tuple[str, int | Wake]
 
@@ -51,6 +52,8 @@ class _Feed(StatefulSourcePartition[Item, None]):
             return [(f"k{j}", 1) for j in range(self.keys)]
         if now - self.started > self.seconds:
             raise StopIteration
+        if self.sent == 0:  # every key is built (one worker: the step ran): time from here
+            STEADY_FROM.append(time.process_time())
         self.next += EVERY
         self.sent += 1
         batch: list[Item] = [(f"k{(self.sent * BATCH + j) % self.keys}", 1) for j in range(BATCH)]
@@ -97,7 +100,8 @@ class _Logic(op.StatefulBatchLogic[int | Wake, int, int]):
 
 
 def run(keys: int, seconds: float, mode: str) -> float:
-    """Process CPU seconds of one run: mode 'none', 'timer' or 'wheel'."""
+    """Process CPU seconds of one run's steady phase (after every key was built): mode
+    'none', 'timer' or 'wheel'."""
     far = datetime.now(UTC) + FAR
     wheel = WakeupWheel()
     flow = Dataflow(f"timer_scan_{mode}")
@@ -114,9 +118,9 @@ def run(keys: int, seconds: float, mode: str) -> float:
 
     out = op.stateful_batch("step", items, build)
     op.inspect("drop", out, lambda *_: None)
-    started = time.process_time()
+    STEADY_FROM.clear()
     run_main(flow)
-    return time.process_time() - started
+    return time.process_time() - STEADY_FROM[0]
 
 
 def main() -> None:
