@@ -141,8 +141,13 @@ def spam_flow(w: Wiring) -> Dataflow:
         exclusions=w.topic("exclusions_out", VOTES.name),
     )
     options = spam.Options(auto_shadow_ban=s.spam_auto_shadow_ban)
+    wheel = w.wheel()
     return spam.build_flow(
-        w.source(spam.TOPICS, spam.BATCH_INTERVAL_MS), sinks, w.dead_letters(), options
+        w.source(spam.TOPICS, spam.BATCH_INTERVAL_MS, wheel),
+        sinks,
+        w.dead_letters(),
+        options,
+        wheel=wheel,
     )
 
 

@@ -43,6 +43,7 @@ import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import asyncpg
 import bytewax.operators as op
@@ -52,8 +53,9 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 from redis import Redis
 
-from dataflows.common import Event, SourceItem, events
+from dataflows.common import Event, SourceItem, events_of, read
 from dataflows.guard import Guard, Traced, X
+from dataflows.wakeups import Wake, WakeupWheel, file_or_keep, woken_keys
 from domain.abuse import (
     Flag,
     LinkSpread,
@@ -232,13 +234,26 @@ def upvote_of(vote: VoteCast) -> Upvote | None:
 
 
 class MutualFold:
-    def __init__(self, state: MutualVotes | None, t: Thresholds) -> None:
+    """One pair's upvotes of each other; forgotten once idle for the window (a Bytewax
+    timer, or with a wheel its wake-up: the pairs are many and far from due)."""
+
+    def __init__(
+        self, state: MutualVotes | None, t: Thresholds, wheel: WakeupWheel | None = None
+    ) -> None:
         self.state = state or MutualVotes()
         self.t = t
+        self.wheel = wheel
         self.out: list[MutualEdge] = []
         self.touched = _now()
+        self.gone = False
 
-    def apply(self, vote: Upvote) -> None:
+    def apply(self, vote: Upvote | Wake) -> None:
+        if isinstance(vote, Wake):
+            # What the timer would do: forget a pair idle for the window (and a wake-up
+            # for a pair long gone, which built this empty fold, leaves nothing).
+            self.gone = not self.state.pair or _now() >= self.touched + self.t.mutual_window
+            return
+        self.state.pair = self.state.pair or pair_key(vote.voter, vote.author)
         edge = self.state.add(vote, self.t)
         self.touched = _now()
         if edge is not None:
@@ -249,13 +264,18 @@ class MutualFold:
         return out
 
     def notify_at(self) -> datetime | None:
-        return self.touched + self.t.mutual_window
+        if self.gone:
+            return None
+        due = self.touched + self.t.mutual_window
+        if not self.state.pair:  # a snapshot from before keys were kept: a timer
+            return due
+        return file_or_keep(self.wheel, PAIR_WAKES + self.state.pair, due)
 
     def on_notify(self) -> tuple[Iterable[MutualEdge], bool]:
         return (), True
 
     def snapshot(self) -> MutualVotes | None:
-        return self.state
+        return None if self.gone else self.state
 
 
 class RingFold:
@@ -289,21 +309,36 @@ class VoterState:
     # target id -> (type, community id, author id) of the voter's current non-zero votes
     votes: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     ring_id: str = ""
+    voter: str = ""  # the key it is kept under; "" in snapshots made before it
 
 
 class VoterFold:
     """A voter's current votes; once the voter is in a ring, an exclusion for each of
     them and for every later vote."""
 
-    def __init__(self, state: VoterState | None, cap: int, window: timedelta) -> None:
+    def __init__(
+        self,
+        state: VoterState | None,
+        cap: int,
+        window: timedelta,
+        wheel: WakeupWheel | None = None,
+    ) -> None:
         self.state = state or VoterState()
         self.cap = cap
         self.window = window
+        self.wheel = wheel  # takes the far-off forgetting time, if given
         self.out: list[VoteExcluded] = []
         self.touched = _now()
+        self.gone = False
 
-    def apply(self, item: VoteCast | Flag) -> None:
+    def apply(self, item: VoteCast | Flag | Wake) -> None:
         s = self.state
+        if isinstance(item, Wake):
+            # What the timer would do: forget a voter in no ring, idle for the window
+            # (and a wake-up for a voter long gone leaves nothing).
+            self.gone = not s.voter or (not s.ring_id and _now() >= self.touched + self.window)
+            return
+        s.voter = s.voter or item.user_id
         self.touched = _now()
         if isinstance(item, Flag):
             if s.ring_id:
@@ -342,13 +377,18 @@ class VoterFold:
         return out
 
     def notify_at(self) -> datetime | None:
-        return None if self.state.ring_id else self.touched + self.window
+        if self.gone or self.state.ring_id:
+            return None
+        due = self.touched + self.window
+        if not self.state.voter:  # a snapshot from before keys were kept: a timer
+            return due
+        return file_or_keep(self.wheel, VOTER_WAKES + self.state.voter, due)
 
     def on_notify(self) -> tuple[Iterable[VoteExcluded], bool]:
         return (), True  # idle for the window: its votes are past what exclusion reaches
 
     def snapshot(self) -> VoterState | None:
-        return self.state
+        return None if self.gone else self.state
 
 
 def voter_of(item: Traced[VoteCast | Flag]) -> str:
@@ -611,16 +651,41 @@ def _flatten(step_id: str, stream: Stream[Traced[list[X]]]) -> Stream[Traced[X]]
     return op.flat_map(step_id, stream, lambda t: [Traced(t.origin, v) for v in t.value])
 
 
+# The wheel's keys of each step, told apart by prefix (`dataflows.wakeups.woken_keys`).
+PAIR_WAKES = "pair:"
+VOTER_WAKES = "voter:"
+
+
+def _with_wakeups(
+    keyed: Stream[tuple[str, Traced[X]]],
+    items: Stream[SourceItem],
+    wheel: WakeupWheel | None,
+    prefix: str,
+) -> Stream[tuple[str, Traced[X | Wake]]]:
+    """A keyed stream with its step's due keys merged in (as it is, without a wheel)."""
+    # A value is also something its fold applies (Traced is invariant: cast, not convert).
+    out = cast(Stream[tuple[str, Traced[X | Wake]]], keyed)
+    if wheel is None:
+        return out
+    step = f"{prefix.rstrip(':')}_woken"
+    return op.merge(f"{step}_merged", out, woken_keys(items, prefix, step))
+
+
 def build_flow(
     source: Source[SourceItem],
     sinks: Sinks,
     dead_letters: Sink[DeadLetter],
     options: Options = Options(),
+    wheel: WakeupWheel | None = None,
 ) -> Dataflow:
+    """`wheel`: where the pairs' and voters' far-off forgetting times go in a live run,
+    their due keys coming in with the source's items (see `dataflows.wakeups`); without
+    it they are Bytewax timers."""
     t = options.thresholds
     flow = Dataflow(NAME)
     guard = Guard(NAME)
-    decoded = events(guard, flow, source)
+    items_in = read(flow, source)
+    decoded = events_of(guard, items_in)
     items: Stream[Traced[Authored]] = guard.map("authored", decoded, authored)
     votes: Stream[Traced[VoteCast]] = guard.map("votes", decoded, vote_of)
     removals: Stream[Traced[str]] = guard.map("removals", decoded, removal_of)
@@ -638,10 +703,11 @@ def build_flow(
         lambda resume: LinkFold(resume, t),
     )
     upvotes: Stream[Traced[Upvote]] = guard.map("upvotes", votes, upvote_of)
+    pairs = op.key_on("by_pair", upvotes, lambda u: pair_key(u.value.voter, u.value.author))
     edges: Stream[Traced[MutualEdge]] = guard.stateful(
         "mutual",
-        op.key_on("by_pair", upvotes, lambda u: pair_key(u.value.voter, u.value.author)),
-        lambda resume: MutualFold(resume, t),
+        _with_wakeups(pairs, items_in, wheel, PAIR_WAKES),
+        lambda resume: MutualFold(resume, t, wheel),
     )
     rings: Stream[Traced[Flag]] = guard.stateful(
         "rings",
@@ -649,10 +715,11 @@ def build_flow(
         lambda resume: RingFold(resume, t),
     )
     voter_items: Stream[Traced[VoteCast | Flag]] = op.merge("voter_items", votes, rings)
+    voters = op.key_on("by_voter", voter_items, voter_of)
     exclusions: Stream[Traced[VoteExcluded]] = guard.stateful(
         "voter",
-        op.key_on("by_voter", voter_items, voter_of),
-        lambda resume: VoterFold(resume, options.voter_cap, options.voter_window),
+        _with_wakeups(voters, items_in, wheel, VOTER_WAKES),
+        lambda resume: VoterFold(resume, options.voter_cap, options.voter_window, wheel),
     )
     op.output(
         "exclusions_out",

@@ -108,9 +108,17 @@ class Woken:
     key: str
 
 
-def woken_keys(items: Stream[object]) -> Stream[tuple[str, Traced[Wake]]]:
+def woken_keys(
+    items: Stream[object], prefix: str = "", step_id: str = "woken"
+) -> Stream[tuple[str, Traced[Wake]]]:
     """The due keys among a flow's input items, as keyed values to merge into the
-    stateful step's keyed input."""
-    return op.filter_map(
-        "woken", items, lambda i: (i.key, Traced(CLOCK, WAKE)) if isinstance(i, Woken) else None
-    )
+    stateful step's keyed input. A flow with several such steps files each step's keys
+    under its own `prefix` in its one wheel, and takes them back here without it."""
+    cut = len(prefix)
+
+    def due(item: object) -> tuple[str, Traced[Wake]] | None:
+        if isinstance(item, Woken) and item.key.startswith(prefix):
+            return item.key[cut:], Traced(CLOCK, WAKE)
+        return None
+
+    return op.filter_map(step_id, items, due)

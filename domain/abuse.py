@@ -164,6 +164,7 @@ class MutualVotes:
     # voter -> (at, target id, type, community id, author) of their upvotes of the other
     ways: dict[str, deque[tuple[datetime, str, str, str, str]]] = field(default_factory=dict)
     reported_at: datetime | None = None
+    pair: str = ""  # the key it is kept under (pair_key); "" in snapshots made before it
 
     def add(self, vote: Upvote, t: Thresholds) -> MutualEdge | None:
         way = self.ways.setdefault(vote.voter, deque())

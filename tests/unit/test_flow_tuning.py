@@ -87,10 +87,10 @@ def test_each_batched_flow_reads_with_its_own_interval() -> None:
         assert consumer_settings(source) == fetch_config(interval), name
 
 
-def test_live_votes_and_karma_wake_far_off_keys_from_a_wheel_and_bounded_runs_do_not() -> None:
+def test_live_flows_wake_far_off_keys_from_a_wheel_and_bounded_runs_do_not() -> None:
     # A bounded run (a replay) keeps Bytewax timers: on_eof flushes what they hold.
     settings = get_settings()
-    for name in ("votes", "karma", "ranking"):
+    for name in ("votes", "karma", "spam", "ranking"):
         (live,) = _sources(JOBS[name].build(Wiring(settings, name)))
         (bounded,) = _sources(JOBS[name].build(Wiring(settings, name, tail=False)))
         has_wheel = isinstance(getattr(live, "wheel", None), WakeupWheel)

@@ -4,21 +4,28 @@ and evict when woken at or after it, and a key woken early or long gone is unhar
 
 from __future__ import annotations
 
+import pickle
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from bytewax.testing import TestingSink, TestingSource, run_main
 from ulid import ULID
 
-from dataflows import karma, votes
+from dataflows import karma, spam, votes
 from dataflows.karma import TargetFold
+from dataflows.spam import MutualFold, VoterFold
 from dataflows.votes import TallyFold, TallyOut
 from dataflows.wakeups import FAR, SLOT, WAKE, WakeupWheel, Woken, file_or_keep
 from dataflows.wiring import PositionedPartition
+from domain.abuse import MutualVotes, Thresholds, Upvote, pair_key
 from domain.ids import community_of_post, new_id
 from domain.lifecycle import ARCHIVE_GRACE, IDLE_BEFORE_EVICTION
-from schemas.events import ScoreChanged, VoteCast
+from schemas.envelope import decode
+from schemas.events import ScoreChanged, VoteCast, VoteExcluded
 from tests.unit.flows import Log, a_post, a_vote
+from tests.unit.test_spam_flow import run as run_spam
+from tests.unit.test_spam_flow import scenario as spam_scenario
 
 ARCHIVE = timedelta(days=180)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -247,3 +254,80 @@ def test_wake_ups_reach_the_karma_flow_and_change_no_karma() -> None:
     assert letters == []
     assert [k.value.post for k in out] == [4]  # type: ignore[attr-defined]
     assert len(wheel) == 1
+
+
+def an_upvote(voter: str, author: str) -> Upvote:
+    return Upvote(voter, author, new_id(), "post", new_id(), datetime.now(UTC))
+
+
+def test_a_pair_files_its_forgetting_with_the_wheel_and_goes_when_idle() -> None:
+    wheel = WakeupWheel()
+    t = Thresholds()
+    fold = MutualFold(None, t, wheel)
+    voter, author = new_id(), new_id()
+    fold.apply(an_upvote(voter, author))
+    assert fold.notify_at() is None and len(wheel) == 1
+    fold.apply(WAKE)  # early: kept
+    assert fold.snapshot() is not None
+    fold.touched = datetime.now(UTC) - t.mutual_window - timedelta(seconds=1)
+    fold.apply(WAKE)
+    assert fold.snapshot() is None and fold.notify_at() is None
+    # Filed under the step's prefix and the key the flow keeps the pair by.
+    wheel.clock = Clock(datetime.now(UTC) + t.mutual_window + timedelta(minutes=2))
+    assert wheel.due() == [spam.PAIR_WAKES + pair_key(voter, author)]
+
+
+def test_a_wake_up_for_a_pair_or_voter_long_gone_leaves_nothing() -> None:
+    pair = MutualFold(None, Thresholds(), WakeupWheel())
+    pair.apply(WAKE)
+    assert pair.snapshot() is None
+    voter = VoterFold(None, 10, timedelta(days=7), WakeupWheel())
+    voter.apply(WAKE)
+    assert voter.snapshot() is None
+
+
+def test_a_voter_files_its_forgetting_and_a_ring_member_is_kept() -> None:
+    wheel = WakeupWheel()
+    fold = VoterFold(None, 10, timedelta(days=7), wheel)
+    fold.apply(a_vote(a_post(), new_id(), 1, 1))
+    assert fold.notify_at() is None and len(wheel) == 1
+    fold.touched = datetime.now(UTC) - timedelta(days=8)
+    fold.state.ring_id = "ring-1"
+    fold.apply(WAKE)
+    assert fold.snapshot() is not None  # a ring member's later votes are still excluded
+    fold.state.ring_id = ""
+    fold.apply(WAKE)
+    assert fold.snapshot() is None
+
+
+def test_a_snapshot_from_before_keys_were_kept_stays_on_a_bytewax_timer() -> None:
+    old = MutualVotes()
+    del old.__dict__["pair"]  # the old form: the class default answers
+    fold = MutualFold(pickle.loads(pickle.dumps(old)), Thresholds(), WakeupWheel())  # noqa: S301
+    assert fold.notify_at() is not None
+
+
+def excluded(messages: list[Any]) -> set[tuple[str, str]]:
+    payloads = [decode(m.value.value)[1] for m in messages]
+    return {(p.user_id, p.target_id) for p in payloads if isinstance(p, VoteExcluded)}
+
+
+def test_the_spam_flow_flags_the_same_with_a_wheel_and_files_pairs_and_voters() -> None:
+    log, facts = spam_scenario()
+    plain = run_spam(log)
+    wheel = WakeupWheel()
+    woken = [Woken(spam.PAIR_WAKES + "gone|pair"), Woken(spam.VOTER_WAKES + new_id())]
+    out: dict[str, list[Any]] = {k: [] for k in ("trust", "excl", "letters")}
+    sinks = spam.Sinks(TestingSink(out["trust"]), TestingSink(out["excl"]))
+    flow = spam.build_flow(
+        TestingSource([*log.messages, *woken]), sinks, TestingSink(out["letters"]), wheel=wheel
+    )
+    run_main(flow)
+    assert out["letters"] == []
+    flags = {(f.signal, f.user_id) for t in out["trust"] for f in t.value.flags}
+    assert flags == {(f.signal, f.user_id) for f in plain["flags"]}
+    assert {user for signal, user in flags if signal == "vote_ring"} == facts["ring"]
+    assert excluded(out["excl"]) == excluded(plain["excl"]) != set()
+    later = datetime.now(UTC) + timedelta(days=8)  # past both windows
+    wheel.clock = Clock(later)
+    assert {key.split(":", 1)[0] for key in wheel.due()} == {"pair", "voter"}
