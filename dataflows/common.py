@@ -64,7 +64,7 @@ def as_record(dataflow: str, item: SourceItem) -> Traced[bytes | None] | DeadLet
     """A log record with its origin; an error about one record is its dead letter, an
     error about the broker (no record behind it) is logged and the source goes on."""
     if isinstance(item, Woken):
-        return None  # not a record: the flow's `woken_keys` takes it
+        return None  # not a record: `dataflows.wakeups.with_wakeups` takes it
     if isinstance(item, KafkaError):
         offset = item.msg.offset
         if offset is None or offset < 0:

@@ -21,10 +21,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import cast
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow, Stream
+from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 from redis import Redis
@@ -32,7 +31,7 @@ from redis import Redis
 from dataflows.common import Event, SourceItem, events_of, read
 from dataflows.guard import Guard, Traced
 from dataflows.sinks import ShardConnections
-from dataflows.wakeups import Wake, WakeupWheel, file_or_keep, woken_keys
+from dataflows.wakeups import Wake, WakeupWheel, file_or_keep, with_wakeups
 from domain.karma import Karma, KarmaDelta, TargetKarma, contribution, replace_tally
 from domain.lifecycle import evictable_at
 from schemas.events import DeadLetter, ScoreChanged
@@ -190,12 +189,7 @@ def build_flow(
     guard = Guard(NAME)
     items = read(flow, source)
     scores = guard.map("score_changed", events_of(guard, items), score_changed)
-    # A score is also something a fold applies (Traced is invariant: cast, not convert).
-    keyed = cast(
-        Stream[tuple[str, Traced[ScoreChanged | Wake]]], op.key_on("by_target", scores, by_target)
-    )
-    if wheel is not None:
-        keyed = op.merge("with_wakeups", keyed, woken_keys(items))
+    keyed = with_wakeups(op.key_on("by_target", scores, by_target), items, wheel)
     deltas = guard.stateful(
         "target", keyed, lambda resume: TargetFold(resume, archive_after, wheel)
     )

@@ -43,7 +43,6 @@ import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import cast
 
 import asyncpg
 import bytewax.operators as op
@@ -55,7 +54,7 @@ from redis import Redis
 
 from dataflows.common import Event, SourceItem, events_of, read
 from dataflows.guard import Guard, Traced, X
-from dataflows.wakeups import Wake, WakeupWheel, file_or_keep, woken_keys
+from dataflows.wakeups import Wake, WakeupWheel, file_or_keep, with_wakeups
 from domain.abuse import (
     Flag,
     LinkSpread,
@@ -250,9 +249,12 @@ class MutualFold:
     def apply(self, vote: Upvote | Wake) -> None:
         if isinstance(vote, Wake):
             # What the timer would do: forget a pair idle for the window (and a wake-up
-            # for a pair long gone, which built this empty fold, leaves nothing).
-            self.gone = not self.state.pair or _now() >= self.touched + self.t.mutual_window
+            # for a pair long gone, which built this empty fold, leaves nothing). A vote
+            # after it in the same batch starts the pair afresh.
+            if not self.state.pair or _now() >= self.touched + self.t.mutual_window:
+                self.state, self.gone = MutualVotes(), True
             return
+        self.gone = False
         self.state.pair = self.state.pair or pair_key(vote.voter, vote.author)
         edge = self.state.add(vote, self.t)
         self.touched = _now()
@@ -335,9 +337,12 @@ class VoterFold:
         s = self.state
         if isinstance(item, Wake):
             # What the timer would do: forget a voter in no ring, idle for the window
-            # (and a wake-up for a voter long gone leaves nothing).
-            self.gone = not s.voter or (not s.ring_id and _now() >= self.touched + self.window)
+            # (and a wake-up for a voter long gone leaves nothing). A vote after it in
+            # the same batch starts the voter afresh.
+            if not s.voter or (not s.ring_id and _now() >= self.touched + self.window):
+                self.state, self.gone = VoterState(), True
             return
+        self.gone = False
         s.voter = s.voter or item.user_id
         self.touched = _now()
         if isinstance(item, Flag):
@@ -651,24 +656,9 @@ def _flatten(step_id: str, stream: Stream[Traced[list[X]]]) -> Stream[Traced[X]]
     return op.flat_map(step_id, stream, lambda t: [Traced(t.origin, v) for v in t.value])
 
 
-# The wheel's keys of each step, told apart by prefix (`dataflows.wakeups.woken_keys`).
+# The wheel's keys of each step, told apart by prefix (`dataflows.wakeups.with_wakeups`).
 PAIR_WAKES = "pair:"
 VOTER_WAKES = "voter:"
-
-
-def _with_wakeups(
-    keyed: Stream[tuple[str, Traced[X]]],
-    items: Stream[SourceItem],
-    wheel: WakeupWheel | None,
-    prefix: str,
-) -> Stream[tuple[str, Traced[X | Wake]]]:
-    """A keyed stream with its step's due keys merged in (as it is, without a wheel)."""
-    # A value is also something its fold applies (Traced is invariant: cast, not convert).
-    out = cast(Stream[tuple[str, Traced[X | Wake]]], keyed)
-    if wheel is None:
-        return out
-    step = f"{prefix.rstrip(':')}_woken"
-    return op.merge(f"{step}_merged", out, woken_keys(items, prefix, step))
 
 
 def build_flow(
@@ -706,7 +696,7 @@ def build_flow(
     pairs = op.key_on("by_pair", upvotes, lambda u: pair_key(u.value.voter, u.value.author))
     edges: Stream[Traced[MutualEdge]] = guard.stateful(
         "mutual",
-        _with_wakeups(pairs, items_in, wheel, PAIR_WAKES),
+        with_wakeups(pairs, items_in, wheel, PAIR_WAKES, "pair_woken"),
         lambda resume: MutualFold(resume, t, wheel),
     )
     rings: Stream[Traced[Flag]] = guard.stateful(
@@ -718,7 +708,7 @@ def build_flow(
     voters = op.key_on("by_voter", voter_items, voter_of)
     exclusions: Stream[Traced[VoteExcluded]] = guard.stateful(
         "voter",
-        _with_wakeups(voters, items_in, wheel, VOTER_WAKES),
+        with_wakeups(voters, items_in, wheel, VOTER_WAKES, "voter_woken"),
         lambda resume: VoterFold(resume, options.voter_cap, options.voter_window, wheel),
     )
     op.output(

@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import cast
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaSinkMessage
@@ -38,7 +37,7 @@ from redis import Redis
 from dataflows.common import Event, SourceItem, events_of, read
 from dataflows.guard import Guard, Traced
 from dataflows.sinks import ShardConnections
-from dataflows.wakeups import Wake, WakeupWheel, file_or_keep, woken_keys
+from dataflows.wakeups import Wake, WakeupWheel, file_or_keep, with_wakeups
 from domain.errors import NotFound
 from domain.ids import post_of_comment
 from domain.lifecycle import evictable_at
@@ -92,9 +91,6 @@ def vote_cast(event: Event) -> VoteCast | VoteExcluded | None:
 
 def by_target(vote: Traced[VoteCast | VoteExcluded]) -> str:
     return vote.value.target_id
-
-
-Applied = VoteCast | VoteExcluded | Wake
 
 
 @dataclass
@@ -338,10 +334,7 @@ def build_flow(
     votes: Stream[Traced[VoteCast | VoteExcluded]] = guard.map(
         "vote_cast", events_of(guard, items), vote_cast
     )
-    # A vote is also something a fold applies (Traced is invariant: cast, not convert).
-    keyed = cast(Stream[tuple[str, Traced[Applied]]], op.key_on("by_target", votes, by_target))
-    if wheel is not None:
-        keyed = op.merge("with_wakeups", keyed, woken_keys(items))
+    keyed = with_wakeups(op.key_on("by_target", votes, by_target), items, wheel)
     tallies: Stream[Traced[TallyOut]] = guard.stateful(
         "tally",
         keyed,

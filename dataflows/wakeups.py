@@ -25,11 +25,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar, cast
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream
 
 from dataflows.guard import CLOCK, Traced
+
+X = TypeVar("X")
 
 # A fold files a time this far off or further with the wheel; a nearer one stays a
 # Bytewax timer (few keys hold one: a held score announcement, a young post's re-rank).
@@ -108,17 +111,26 @@ class Woken:
     key: str
 
 
-def woken_keys(
-    items: Stream[object], prefix: str = "", step_id: str = "woken"
-) -> Stream[tuple[str, Traced[Wake]]]:
-    """The due keys among a flow's input items, as keyed values to merge into the
-    stateful step's keyed input. A flow with several such steps files each step's keys
-    under its own `prefix` in its one wheel, and takes them back here without it."""
+def with_wakeups(
+    keyed: Stream[tuple[str, Traced[X]]],
+    items: Stream[object],
+    wheel: WakeupWheel | None,
+    prefix: str = "",
+    step_id: str = "woken",
+) -> Stream[tuple[str, Traced[X | Wake]]]:
+    """A stateful step's keyed input with the wheel's due keys among the flow's input
+    `items` merged in (as it is, without a wheel). A flow with several such steps files
+    each step's keys under its own `prefix` in its one wheel; they come back here
+    without it, each step under its own `step_id`."""
+    # A value is also something its fold applies (Traced is invariant: cast, not convert).
+    out = cast(Stream[tuple[str, Traced[X | Wake]]], keyed)
+    if wheel is None:
+        return out
     cut = len(prefix)
 
-    def due(item: object) -> tuple[str, Traced[Wake]] | None:
+    def due(item: object) -> tuple[str, Traced[X | Wake]] | None:
         if isinstance(item, Woken) and item.key.startswith(prefix):
             return item.key[cut:], Traced(CLOCK, WAKE)
         return None
 
-    return op.filter_map(step_id, items, due)
+    return op.merge(f"{step_id}_merged", out, op.filter_map(step_id, items, due))

@@ -331,3 +331,24 @@ def test_the_spam_flow_flags_the_same_with_a_wheel_and_files_pairs_and_voters() 
     later = datetime.now(UTC) + timedelta(days=8)  # past both windows
     wheel.clock = Clock(later)
     assert {key.split(":", 1)[0] for key in wheel.due()} == {"pair", "voter"}
+
+
+def test_a_vote_after_a_due_wake_up_in_one_batch_starts_the_pair_and_voter_afresh() -> None:
+    t = Thresholds()
+    pair = MutualFold(None, t, WakeupWheel())
+    voter, author = new_id(), new_id()
+    pair.apply(an_upvote(voter, author))
+    pair.touched = datetime.now(UTC) - t.mutual_window - timedelta(seconds=1)
+    pair.apply(WAKE)  # due: the old upvotes are forgotten
+    pair.apply(an_upvote(voter, author))  # the same batch: kept, alone
+    state = pair.snapshot()
+    assert state is not None and [len(w) for w in state.ways.values()] == [1]
+
+    fold = VoterFold(None, 10, timedelta(days=7), WakeupWheel())
+    user = new_id()
+    fold.apply(a_vote(a_post(), user, 1, 1))
+    fold.touched = datetime.now(UTC) - timedelta(days=8)
+    fold.apply(WAKE)
+    fold.apply(a_vote(a_post(), user, 1, 2))
+    kept = fold.snapshot()
+    assert kept is not None and len(kept.votes) == 1 and kept.voter == user
