@@ -23,8 +23,9 @@
 #   ${AGORA_BIN_CACHE:-${XDG_CACHE_HOME:-~/.cache}/agora/bin}; MINIO_BIN / MAILPIT_BIN
 #   use a given binary instead.
 # Meilisearch binary (env): MEILI_BIN, else meilisearch on the PATH, else
-#   ../shared/bin/meilisearch next to the repository, else the official release
-#   (MEILI_VERSION=v1.50.0) downloaded into the state folder.
+#   ../shared/bin/meilisearch next to the repository (copied into the same bin cache,
+#   where a checkout elsewhere on the machine then finds it), else that cached copy,
+#   else the official release (MEILI_VERSION=v1.50.0) downloaded into the state folder.
 # Readiness deadlines in seconds (env): PG_READY_TIMEOUT=60 REDIS_READY_TIMEOUT=60
 #   KAFKA_READY_TIMEOUT=60 CASSANDRA_READY_TIMEOUT=120 S3_READY_TIMEOUT=60
 #   SMTP_READY_TIMEOUT=60 MEILI_READY_TIMEOUT=60

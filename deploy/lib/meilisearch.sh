@@ -4,8 +4,10 @@
 # a generated master key (written to stack.env as MEILI_MASTER_KEY).
 # The binary is, in this order: $MEILI_BIN, `meilisearch` on the PATH,
 # ../shared/bin/meilisearch next to the repository (built from Meilisearch's public
-# source on machines without a registry that ships it), else the official release
-# downloaded once into $STATE/meilisearch/bin. Sourced by deploy/stack.sh.
+# source on machines without a registry that ships it; copied into the machine's bin
+# cache, so a checkout elsewhere on the machine finds it there next), the copy in that
+# cache, else the official release downloaded once into $STATE/meilisearch/bin.
+# Sourced by deploy/stack.sh.
 
 MEILI_PORT="${MEILI_PORT:-27700}"
 MEILI_VERSION="${MEILI_VERSION:-v1.50.0}"
@@ -38,16 +40,32 @@ meilisearch_download() {
   printf '%s' "$dest"
 }
 
+# meilisearch_cache SOURCE : copies SOURCE into the machine's bin cache (the one
+# go_binary uses) unless an identical copy is there, and prints the copy's path.
+meilisearch_cache() {
+  local dest
+  dest="${AGORA_BIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/agora/bin}/meilisearch/meilisearch"
+  if ! cmp -s "$1" "$dest"; then
+    mkdir -p "$(dirname "$dest")"
+    cp "$1" "$dest.tmp.$$" && chmod 755 "$dest.tmp.$$" && mv -f "$dest.tmp.$$" "$dest" ||
+      die "meilisearch: could not copy $1 into $(dirname "$dest")"
+  fi
+  printf '%s' "$dest"
+}
+
 meilisearch_install() {
-  local shared
+  local shared cached
   shared="$(realpath -m "$REPO_ROOT/../shared/bin/meilisearch")"
+  cached="${AGORA_BIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/agora/bin}/meilisearch/meilisearch"
   if [ -n "${MEILI_BIN:-}" ]; then
     [ -x "$MEILI_BIN" ] || die "meilisearch: MEILI_BIN=$MEILI_BIN is not an executable"
     meilisearch_BIN="$MEILI_BIN"
   elif command -v meilisearch >/dev/null 2>&1; then
     meilisearch_BIN="$(command -v meilisearch)"
   elif [ -x "$shared" ]; then
-    meilisearch_BIN="$shared"
+    meilisearch_BIN="$(meilisearch_cache "$shared")"
+  elif [ -x "$cached" ]; then
+    meilisearch_BIN="$cached"
   else
     meilisearch_BIN="$(meilisearch_download)"
   fi
