@@ -90,8 +90,12 @@ def ranking_flow(w: Wiring) -> Dataflow:
         ),
         pins=w.store("pins_out", lambda: ranking.PinsWriter(sync_client(s.redis_url))),
     )
+    wheel = w.wheel()
     return ranking.build_flow(
-        w.source(ranking.TOPICS, ranking.BATCH_INTERVAL_MS), sinks, w.dead_letters()
+        w.source(ranking.TOPICS, ranking.BATCH_INTERVAL_MS, wheel),
+        sinks,
+        w.dead_letters(),
+        wheel=wheel,
     )
 
 

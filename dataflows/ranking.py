@@ -5,7 +5,10 @@ Hot, new and controversial change only when a score does. Rising decays with age
 and top/controversial windows expire with it, so each post's state also asks the
 clock to wake it: at its next window exit (it leaves `top&t=hour` exactly an hour
 after creation, with no vote needed) and every RISING_CADENCE while it is young
-enough to rise.
+enough to rise. A young post's wakes are a minute apart and stay Bytewax timers; an
+older post's next exit (a week, a month, a year after creation) goes to the flow's
+wake-up wheel in a live run (`dataflows.wakeups`), so Bytewax does not walk a timer
+per post on every batch. Such an exit may come up to a minute late.
 
 `python -m dataflows run ranking`.
 """
@@ -24,9 +27,10 @@ from bytewax.outputs import Sink
 from redis import Redis
 from redis.client import Pipeline
 
-from dataflows.common import Event, SourceItem, events
+from dataflows.common import Event, SourceItem, events_of, read
 from dataflows.guard import Guard, Traced
 from dataflows.sinks import ShardConnections
+from dataflows.wakeups import Wake, WakeupWheel, file_or_keep, with_wakeups
 from domain import ranking
 from domain.ids import created_at
 from schemas.events import (
@@ -146,15 +150,19 @@ def pins_input(event: Event) -> PostPinned | None:
 
 
 class RankFold:
-    def __init__(self, state: PostState | None) -> None:
+    def __init__(self, state: PostState | None, wheel: WakeupWheel | None = None) -> None:
         self.state = state
+        self.wheel = wheel  # takes a far-off window exit, if given
         self.pending: list[RankUpdate] = []
 
     def emit(self) -> Iterable[RankUpdate]:
         out, self.pending = self.pending, []
         return out
 
-    def apply(self, value: RankInput) -> None:
+    def apply(self, value: RankInput | Wake) -> None:
+        if isinstance(value, Wake):
+            self._woken()
+            return
         if self.state is None:
             created = value.created if isinstance(value, PostSeen) else created_at(value.post_id)
             self.state = PostState(value.post_id, value.community_id, created)
@@ -185,9 +193,21 @@ class RankFold:
         if self.state.hidden:
             return (), self.state.deleted  # a deleted post never comes back
         update = self._update()
-        # Nothing left to expire or re-rank: the post only changes on votes now.
-        settled = update.rising is None and update.windows_in == ("all",)
-        return [update], settled
+        return [update], settled(update)
+
+    def _woken(self) -> None:
+        """The wheel's wake-up: what the timer does once the post has left a window (a
+        wake-up for a post long gone, hidden, or not yet out of a window changes
+        nothing; `notify_at` files it again). A settled post is let go, as on a timer."""
+        s = self.state
+        if s is None or s.hidden:
+            return
+        if tuple(ranking.windows_containing(s.created, now())) == s.windows:
+            return
+        update = self._update()
+        self.pending.append(update)
+        if settled(update):
+            self.state = None
 
     def notify_at(self) -> datetime | None:
         if self.state is None or self.state.hidden:
@@ -199,7 +219,7 @@ class RankFold:
                 ranking.next_rerank(self.state.post_id, current, RISING_CADENCE, RERANK_PHASES)
             )
         upcoming = [w for w in wakes if w is not None]
-        return min(upcoming) if upcoming else None
+        return file_or_keep(self.wheel, self.state.post_id, min(upcoming) if upcoming else None)
 
     def _update(self) -> RankUpdate:
         s = self.state
@@ -243,6 +263,11 @@ class RankFold:
             s.deleted,
             s.removed,
         )
+
+
+def settled(update: RankUpdate) -> bool:
+    """Nothing left to expire or re-rank: the post only changes on votes now."""
+    return update.rising is None and update.windows_in == ("all",)
 
 
 def write_ranks(pipe: object, u: RankUpdate) -> None:
@@ -351,13 +376,20 @@ class Sinks:
 
 
 def build_flow(
-    source: Source[SourceItem], sinks: Sinks, dead_letters: Sink[DeadLetter]
+    source: Source[SourceItem],
+    sinks: Sinks,
+    dead_letters: Sink[DeadLetter],
+    wheel: WakeupWheel | None = None,
 ) -> Dataflow:
+    """`wheel`: where far-off window exits go in a live run, its due keys coming in with
+    the source's items (see `dataflows.wakeups`); without it they are Bytewax timers."""
     flow = Dataflow(NAME)
     guard = Guard(NAME)
-    records = events(guard, flow, source)
+    items = read(flow, source)
+    records = events_of(guard, items)
     inputs: Stream[Traced[RankInput]] = guard.map("rank_inputs", records, ranking_input)
-    updates = guard.stateful("rank", op.key_on("by_post", inputs, by_post), RankFold)
+    keyed = with_wakeups(op.key_on("by_post", inputs, by_post), items, wheel)
+    updates = guard.stateful("rank", keyed, lambda resume: RankFold(resume, wheel))
     op.output("ranks_out", updates, sinks.ranks)
     op.output("pins_out", guard.map("pins", records, pins_input), sinks.pins)
     guard.finish(dead_letters)

@@ -9,11 +9,13 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from bytewax.testing import TestingSink, TestingSource, run_main
 from ulid import ULID
 
-from dataflows import karma, spam, votes
+from dataflows import karma, ranking, spam, votes
 from dataflows.karma import TargetFold
+from dataflows.ranking import PostState, RankFold, RankUpdate
 from dataflows.spam import MutualFold, VoterFold
 from dataflows.votes import TallyFold, TallyOut
 from dataflows.wakeups import FAR, SLOT, WAKE, WakeupWheel, Woken, file_or_keep
@@ -352,3 +354,102 @@ def test_a_vote_after_a_due_wake_up_in_one_batch_starts_the_pair_and_voter_afres
     fold.apply(a_vote(a_post(), user, 1, 2))
     kept = fold.snapshot()
     assert kept is not None and len(kept.votes) == 1 and kept.voter == user
+
+
+# -- ranking: a post's far-off window exits ------------------------------------------
+
+
+def an_old_post(clock: Clock, age: timedelta) -> PostState:
+    post_id = new_id()
+    return PostState(post_id, new_id(), clock.now - age, 3, 1, 1, ("week", "month", "year", "all"))
+
+
+def test_an_old_posts_window_exit_goes_to_the_wheel_and_a_young_posts_rerank_does_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock(T0)
+    monkeypatch.setattr(ranking, "now", clock)
+    wheel = WakeupWheel(clock)
+    old = an_old_post(clock, timedelta(days=2))
+    assert RankFold(old, wheel).notify_at() is None
+    assert wheel.next_due() == old.created + timedelta(weeks=1)
+    young = PostState(new_id(), new_id(), T0 - timedelta(minutes=5))
+    due = RankFold(young, wheel).notify_at()
+    assert due is not None and due - T0 <= ranking.RISING_CADENCE  # Bytewax's timer
+    assert len(wheel) == 1
+
+
+def test_a_post_woken_before_its_exit_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock(T0)
+    monkeypatch.setattr(ranking, "now", clock)
+    fold = RankFold(an_old_post(clock, timedelta(days=2)), WakeupWheel(clock))
+    fold.apply(WAKE)
+    assert list(fold.emit()) == [] and not fold.finished()
+
+
+def test_a_post_woken_after_its_exit_leaves_the_window_and_files_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock(T0)
+    monkeypatch.setattr(ranking, "now", clock)
+    wheel = WakeupWheel(clock)
+    state = an_old_post(clock, timedelta(days=2))
+    fold = RankFold(state, wheel)
+    clock.now = state.created + timedelta(weeks=1, seconds=30)
+    fold.apply(WAKE)
+    (update,) = fold.emit()
+    assert update.windows_out == ("week",) and update.windows_in == ("month", "year", "all")
+    assert (update.upvotes, update.downvotes) == (3, 1)
+    assert fold.notify_at() is None and not fold.finished()
+    assert wheel.next_due() == state.created + timedelta(days=30)
+
+
+def test_a_post_woken_after_its_last_exit_is_let_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock(T0)
+    monkeypatch.setattr(ranking, "now", clock)
+    state = an_old_post(clock, timedelta(days=2))
+    fold = RankFold(state, WakeupWheel(clock))
+    clock.now = state.created + timedelta(days=366)
+    fold.apply(WAKE)
+    (update,) = fold.emit()
+    assert set(update.windows_out) == {"week", "month", "year"}
+    assert update.windows_in == ("all",)
+    assert fold.finished() and fold.notify_at() is None
+
+
+def test_a_ranking_wake_up_for_a_post_long_gone_or_hidden_leaves_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock(T0)
+    monkeypatch.setattr(ranking, "now", clock)
+    gone = RankFold(None, WakeupWheel(clock))
+    gone.apply(WAKE)
+    assert list(gone.emit()) == [] and gone.finished()
+    hidden = an_old_post(clock, timedelta(days=2))
+    hidden.removed = True
+    fold = RankFold(hidden, WakeupWheel(clock))
+    clock.now += timedelta(weeks=1)
+    fold.apply(WAKE)
+    assert list(fold.emit()) == [] and not fold.finished()
+
+
+def test_wake_ups_reach_the_ranking_flow_and_change_no_rank() -> None:
+    log = Log()
+    post = a_post(created_at=datetime.now(UTC) - timedelta(days=3))
+    log.event("posts", post)
+    log.event("scores", a_score(post.post_id, 1, 4))
+    wheel = WakeupWheel()
+    updates: list[Any] = []
+    letters: list[object] = []
+    flow = ranking.build_flow(
+        TestingSource([*log.messages, Woken(post.post_id), Woken("gone-key")]),
+        ranking.Sinks(TestingSink(updates), TestingSink([])),
+        TestingSink(letters),  # type: ignore[arg-type]
+        wheel=wheel,
+    )
+    run_main(flow)
+    assert letters == []
+    ranks: list[RankUpdate] = [u.value for u in updates]
+    assert [u.score for u in ranks] == [0, 4]  # the wake-ups before the week is out: none
+    assert ranks[-1].windows_in == ("week", "month", "year", "all")
+    assert len(wheel) == 1  # the post's week exit waits in the wheel
