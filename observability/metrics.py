@@ -80,6 +80,11 @@ SINK_RECORDS = Counter("agora_sink_records_total", "Records written by sinks", [
 SINK_RETRIES = Counter(
     "agora_sink_retries_total", "Sink attempts that met a store outage", ["dataflow", "step"]
 )
+GC_SECONDS = Counter(
+    "agora_gc_seconds_total",
+    "Wall time in the cyclic garbage collector, by oldest generation collected",
+    ["generation"],
+)
 # Push server
 WS_CONNECTIONS = Gauge("agora_ws_connections", "Open WebSocket connections")
 WS_PUSHES = Counter("agora_ws_pushes_total", "Messages pushed to sockets")

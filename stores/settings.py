@@ -101,6 +101,11 @@ class Settings:
     # the wall clock (0: at once); spam and search use at least 250 ms.
     dataflow_batch_interval_ms: int = 0
     dataflow_snapshot_seconds: int = 5
+    # Dataflows move long-lived objects out of the garbage collector's walk every this
+    # many seconds (0: never), and collect everything once every full; see
+    # dataflows/heap.py.
+    dataflow_gc_freeze_seconds: int = 60
+    dataflow_gc_full_seconds: int = 3600
     # A target's `score.changed` goes out at most once per this interval (its first
     # change at once, the rest coalesced into one at the interval's end); its tally is
     # still written on every change. 0: every change.
@@ -201,6 +206,8 @@ def get_settings() -> Settings:
         dataflow_idle_pause_max_ms=int(get("DATAFLOW_IDLE_PAUSE_MAX_MS", "100")),
         dataflow_batch_interval_ms=int(get("DATAFLOW_BATCH_INTERVAL_MS", "0")),
         dataflow_snapshot_seconds=int(get("DATAFLOW_SNAPSHOT_SECONDS", "5")),
+        dataflow_gc_freeze_seconds=int(get("DATAFLOW_GC_FREEZE_SECONDS", "60")),
+        dataflow_gc_full_seconds=int(get("DATAFLOW_GC_FULL_SECONDS", "3600")),
         score_announce_ms=int(get("SCORE_ANNOUNCE_MS", "500")),
         blocklist_dir=Path(d) if (d := get("BLOCKLIST_DIR", "")) else None,
         meili_url=get("MEILI_URL", "http://127.0.0.1:27700"),
