@@ -38,8 +38,9 @@ from tqdm import tqdm
 
 from dataflows import common, dead_letters, rebuild
 from dataflows.bootstrap import JOBS, Job, build
-from dataflows.heap import HeapKeeper, time_collections
+from dataflows.heap import HeapKeeper
 from observability import logs, metrics, tracing
+from observability.metrics import time_collections
 from stores.kafka_admin import end_offsets, offsets_for_time, partition_starts
 from stores.settings import Settings, get_settings
 
@@ -142,7 +143,11 @@ def main() -> None:
     args.snapshot_seconds = epoch_seconds(args.snapshot_seconds, settings, job)
     recovery = recovery_dir(settings, args.name)
     time_collections()
-    HeapKeeper(settings.dataflow_gc_freeze_seconds, settings.dataflow_gc_full_seconds).start()
+    HeapKeeper(
+        settings.dataflow_gc_freeze_seconds,
+        settings.dataflow_gc_full_seconds,
+        settings.gc_young_threshold,
+    ).start()
     if args.command == "run":
         if args.metrics_port:
             metrics.serve(args.metrics_port)

@@ -12,7 +12,9 @@ exception and its traceback), which die young.
 So the objects that have lived a while are moved out of the collector's sight
 (`gc.freeze`) every `freeze_every`, after the young generations have been collected,
 and the collector only walks what is newer. Every `full_every` everything is put back
-and collected once, so a cycle that was frozen is still freed, only later.
+and collected once, so a cycle that was frozen is still freed, only later. The young
+generation is collected after `young_threshold` new objects, as in the API (see
+`api.app.settle_heap`).
 """
 
 from __future__ import annotations
@@ -24,8 +26,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from observability.metrics import GC_SECONDS
-
 log = logging.getLogger("dataflows.heap")
 
 
@@ -33,6 +33,7 @@ log = logging.getLogger("dataflows.heap")
 class HeapKeeper:
     freeze_every: float  # seconds; 0: leave the collector as it is
     full_every: float  # seconds between full collections of everything
+    young_threshold: int = 700  # new objects between collections of the young generation
     clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
@@ -53,7 +54,9 @@ class HeapKeeper:
         gc.freeze()
 
     def start(self) -> threading.Thread | None:
-        """Tick every `freeze_every` seconds in a daemon thread (none if 0)."""
+        """Set the young generation's threshold, and tick every `freeze_every` seconds
+        in a daemon thread (none if 0)."""
+        gc.set_threshold(self.young_threshold, *gc.get_threshold()[1:])
         if self.freeze_every <= 0:
             return None
 
@@ -65,19 +68,3 @@ class HeapKeeper:
         thread = threading.Thread(target=loop, name="heap-keeper", daemon=True)
         thread.start()
         return thread
-
-
-def time_collections() -> None:
-    """Count the collector's time per generation (`agora_gc_seconds_total`): what the
-    keeper saves, and what a process without it pays."""
-    children = [GC_SECONDS.labels(str(g)) for g in range(3)]
-    started = 0.0
-
-    def timed(phase: str, info: dict[str, int]) -> None:
-        nonlocal started
-        if phase == "start":
-            started = time.perf_counter()
-        else:
-            children[info["generation"]].inc(time.perf_counter() - started)
-
-    gc.callbacks.append(timed)

@@ -106,6 +106,9 @@ class Settings:
     # dataflows/heap.py.
     dataflow_gc_freeze_seconds: int = 60
     dataflow_gc_full_seconds: int = 3600
+    # API workers and dataflows collect the young generation after this many new
+    # objects (CPython's default: 700); see api/app.py `settle_heap`.
+    gc_young_threshold: int = 10_000
     # A target's `score.changed` goes out at most once per this interval (its first
     # change at once, the rest coalesced into one at the interval's end); its tally is
     # still written on every change. 0: every change.
@@ -208,6 +211,7 @@ def get_settings() -> Settings:
         dataflow_snapshot_seconds=int(get("DATAFLOW_SNAPSHOT_SECONDS", "5")),
         dataflow_gc_freeze_seconds=int(get("DATAFLOW_GC_FREEZE_SECONDS", "60")),
         dataflow_gc_full_seconds=int(get("DATAFLOW_GC_FULL_SECONDS", "3600")),
+        gc_young_threshold=int(get("GC_YOUNG_THRESHOLD", "10000")),
         score_announce_ms=int(get("SCORE_ANNOUNCE_MS", "500")),
         blocklist_dir=Path(d) if (d := get("BLOCKLIST_DIR", "")) else None,
         meili_url=get("MEILI_URL", "http://127.0.0.1:27700"),

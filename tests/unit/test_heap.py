@@ -9,8 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from dataflows.heap import HeapKeeper, time_collections
-from observability.metrics import GC_SECONDS
+from api.app import settle_heap
+from dataflows.heap import HeapKeeper
+from observability.metrics import GC_SECONDS, time_collections
 
 
 class Node:
@@ -28,8 +29,10 @@ class Clock:
 
 @pytest.fixture(autouse=True)
 def thawed() -> Iterator[None]:
+    threshold = gc.get_threshold()
     gc.unfreeze()
     yield
+    gc.set_threshold(*threshold)
     gc.unfreeze()
     gc.collect()
 
@@ -41,7 +44,7 @@ def a_cycle() -> weakref.ref[Node]:
 
 
 def test_a_tick_moves_what_lived_out_of_the_collectors_walk() -> None:
-    keeper = HeapKeeper(60, 3600, Clock())
+    keeper = HeapKeeper(60, 3600, clock=Clock())
     kept = [Node() for _ in range(100)]
     keeper.tick()
     assert gc.get_freeze_count() >= len(kept)
@@ -51,7 +54,7 @@ def test_a_tick_moves_what_lived_out_of_the_collectors_walk() -> None:
 
 def test_a_frozen_cycle_is_freed_at_the_next_full_collection() -> None:
     clock = Clock()
-    keeper = HeapKeeper(60, 3600, clock)
+    keeper = HeapKeeper(60, 3600, clock=clock)
     ref = a_cycle()
     gc.freeze()  # the cycle lived long enough to be frozen before it became garbage
     clock.now = 60
@@ -65,15 +68,16 @@ def test_a_frozen_cycle_is_freed_at_the_next_full_collection() -> None:
 
 
 def test_a_young_cycle_is_freed_by_a_tick() -> None:
-    keeper = HeapKeeper(60, 3600, Clock())
+    keeper = HeapKeeper(60, 3600, clock=Clock())
     ref = a_cycle()
     keeper.tick()
     assert ref() is None
 
 
-def test_zero_leaves_the_collector_alone() -> None:
-    assert HeapKeeper(0, 3600).start() is None
+def test_zero_freezes_nothing_and_the_young_threshold_is_set() -> None:
+    assert HeapKeeper(0, 3600, young_threshold=5000).start() is None
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold()[0] == 5000
 
 
 def test_collections_are_timed_by_generation() -> None:
@@ -86,3 +90,11 @@ def test_collections_are_timed_by_generation() -> None:
         assert full._value.get() > was
     finally:
         del gc.callbacks[before:]
+
+
+def test_an_api_worker_freezes_what_it_built_and_collects_the_young_less_often() -> None:
+    built = [Node() for _ in range(10)]
+    settle_heap(10_000)
+    assert gc.get_threshold()[0] == 10_000
+    walked = {id(o) for o in gc.get_objects()}
+    assert not any(id(node) in walked for node in built)
