@@ -13,6 +13,7 @@ off by default: the peer address counts)."""
 
 from __future__ import annotations
 
+import weakref
 from datetime import UTC, datetime
 from functools import lru_cache
 from hashlib import sha256
@@ -40,19 +41,23 @@ UNLIMITED_ROUTES = frozenset(
 class Client:
     """A request's client, its address read and hashed on first use: most requests are
     limited per user and never need the address, its hash or the loopback test (a
-    development rule)."""
+    development rule). It is kept in `request.ctx`, so it refers to the request weakly:
+    a strong reference made every request a cycle, freed by the garbage collector
+    instead of when it was answered."""
 
     __slots__ = ("_hash", "_loopback", "_request", "_secret")
 
     def __init__(self, request: Request, secret: str) -> None:
-        self._request = request
+        self._request = weakref.ref(request)
         self._secret = secret
         self._hash: str | None = None
         self._loopback: bool | None = None
 
     @property
     def address(self) -> str:
-        request = self._request
+        request = self._request()
+        if request is None:
+            return ""
         return request.remote_addr or request.ip or ""
 
     @property

@@ -8,8 +8,11 @@ import weakref
 from collections.abc import Iterator
 
 import pytest
+from sanic import Request, Sanic
+from sanic.compat import Header
 
 from api.app import settle_heap
+from api.limits import Client
 from dataflows.heap import HeapKeeper
 from observability.metrics import GC_SECONDS, time_collections
 
@@ -98,3 +101,18 @@ def test_an_api_worker_freezes_what_it_built_and_collects_the_young_less_often()
     assert gc.get_threshold()[0] == 10_000
     walked = {id(o) for o in gc.get_objects()}
     assert not any(id(node) in walked for node in built)
+
+
+def test_a_request_with_its_client_is_freed_when_dropped_not_at_a_collection() -> None:
+    # The rate limiter keeps the request's client in `request.ctx`: a strong reference
+    # back made every request a cycle for the collector.
+    app = Sanic("heap_test_app")
+    request = Request(b"/api/v1/votes", Header(), "1.1", "PUT", None, app)  # type: ignore[arg-type]
+    request.ctx.client = Client(request, "secret")
+    gone = weakref.ref(request)
+    gc.disable()
+    try:
+        del request
+        assert gone() is None
+    finally:
+        gc.enable()
