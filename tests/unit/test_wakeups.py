@@ -359,16 +359,22 @@ def test_a_vote_after_a_due_wake_up_in_one_batch_starts_the_pair_and_voter_afres
 # -- ranking: a post's far-off window exits ------------------------------------------
 
 
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """The ranking flow's clock, and the wheels made with it, at T0."""
+    clock = Clock(T0)
+    monkeypatch.setattr(ranking, "now", clock)
+    return clock
+
+
 def an_old_post(clock: Clock, age: timedelta) -> PostState:
     post_id = new_id()
     return PostState(post_id, new_id(), clock.now - age, 3, 1, 1, ("week", "month", "year", "all"))
 
 
 def test_an_old_posts_window_exit_goes_to_the_wheel_and_a_young_posts_rerank_does_not(
-    monkeypatch: pytest.MonkeyPatch,
+    clock: Clock,
 ) -> None:
-    clock = Clock(T0)
-    monkeypatch.setattr(ranking, "now", clock)
     wheel = WakeupWheel(clock)
     old = an_old_post(clock, timedelta(days=2))
     assert RankFold(old, wheel).notify_at() is None
@@ -379,19 +385,15 @@ def test_an_old_posts_window_exit_goes_to_the_wheel_and_a_young_posts_rerank_doe
     assert len(wheel) == 1
 
 
-def test_a_post_woken_before_its_exit_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = Clock(T0)
-    monkeypatch.setattr(ranking, "now", clock)
+def test_a_post_woken_before_its_exit_changes_nothing(clock: Clock) -> None:
     fold = RankFold(an_old_post(clock, timedelta(days=2)), WakeupWheel(clock))
     fold.apply(WAKE)
     assert list(fold.emit()) == [] and not fold.finished()
 
 
 def test_a_post_woken_after_its_exit_leaves_the_window_and_files_the_next(
-    monkeypatch: pytest.MonkeyPatch,
+    clock: Clock,
 ) -> None:
-    clock = Clock(T0)
-    monkeypatch.setattr(ranking, "now", clock)
     wheel = WakeupWheel(clock)
     state = an_old_post(clock, timedelta(days=2))
     fold = RankFold(state, wheel)
@@ -404,9 +406,7 @@ def test_a_post_woken_after_its_exit_leaves_the_window_and_files_the_next(
     assert wheel.next_due() == state.created + timedelta(days=30)
 
 
-def test_a_post_woken_after_its_last_exit_is_let_go(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = Clock(T0)
-    monkeypatch.setattr(ranking, "now", clock)
+def test_a_post_woken_after_its_last_exit_is_let_go(clock: Clock) -> None:
     state = an_old_post(clock, timedelta(days=2))
     fold = RankFold(state, WakeupWheel(clock))
     clock.now = state.created + timedelta(days=366)
@@ -418,10 +418,8 @@ def test_a_post_woken_after_its_last_exit_is_let_go(monkeypatch: pytest.MonkeyPa
 
 
 def test_a_ranking_wake_up_for_a_post_long_gone_or_hidden_leaves_nothing(
-    monkeypatch: pytest.MonkeyPatch,
+    clock: Clock,
 ) -> None:
-    clock = Clock(T0)
-    monkeypatch.setattr(ranking, "now", clock)
     gone = RankFold(None, WakeupWheel(clock))
     gone.apply(WAKE)
     assert list(gone.emit()) == [] and gone.finished()
