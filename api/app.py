@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import re
@@ -30,8 +29,8 @@ from api.routes import (
     users,
     votes,
 )
-from observability import logs, tracing
-from observability.metrics import RECORDING, RequestMetrics, time_collections, worker_exited
+from observability import heap, logs, tracing
+from observability.metrics import RECORDING, RequestMetrics, worker_exited
 from stores.settings import get_settings
 
 log = logging.getLogger("api")
@@ -95,8 +94,8 @@ def create_app(name: str = "agora") -> Sanic:
         wired = app.ctx.platform
         app.add_task(run_sender(wired.mail, wired.smtp, app.ctx.mail_stop), name="mailer")
         app.add_task(wired.notices.run(), name="cache_notices")
-        time_collections()
-        settle_heap(settings.gc_young_threshold)
+        heap.time_collections()
+        heap.settle(settings.gc_young_threshold)
 
     @app.before_server_stop
     async def stop_mailer(app: Sanic) -> None:
@@ -124,18 +123,6 @@ def create_app(name: str = "agora") -> Sanic:
         limits.add_headers(request, response)
 
     return app
-
-
-def settle_heap(young_threshold: int) -> None:
-    """What a worker imported and built at start lives as long as it does: out of the
-    collector's walk with it (`gc.freeze`). A request leaves cyclic garbage (Sanic's
-    request and its HTTP stream refer to each other), so the young generation is
-    collected after `young_threshold` new objects instead of CPython's 700: fewer
-    collections, and objects of requests still in flight are not promoted to the older
-    generations at each one. Under `votes_http` this cut the workers' time in the
-    collector from 3.5-4.0 s to 1.3-1.5 s per 35 s of load (README, performance)."""
-    gc.set_threshold(young_threshold, *gc.get_threshold()[1:])
-    gc.freeze()
 
 
 def started(request: Request) -> None:

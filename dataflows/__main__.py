@@ -38,9 +38,8 @@ from tqdm import tqdm
 
 from dataflows import common, dead_letters, rebuild
 from dataflows.bootstrap import JOBS, Job, build
-from dataflows.heap import HeapKeeper
 from observability import logs, metrics, tracing
-from observability.metrics import time_collections
+from observability.heap import HeapKeeper, time_collections
 from stores.kafka_admin import end_offsets, offsets_for_time, partition_starts
 from stores.settings import Settings, get_settings
 

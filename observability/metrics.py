@@ -8,11 +8,9 @@ Dataflows and the push server are single processes serving their own `/metrics`.
 
 from __future__ import annotations
 
-import gc
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 from prometheus_client import (
@@ -87,23 +85,6 @@ GC_SECONDS = Counter(
     "Wall time in the cyclic garbage collector, by oldest generation collected",
     ["generation"],
 )
-
-
-def time_collections() -> None:
-    """Count the collector's time per generation (`agora_gc_seconds_total`) in this
-    process: what a large heap costs (see dataflows/heap.py)."""
-    children = [GC_SECONDS.labels(str(g)) for g in range(3)]
-    started = 0.0
-
-    def timed(phase: str, info: dict[str, int]) -> None:
-        nonlocal started
-        if phase == "start":
-            started = time.perf_counter()
-        else:
-            children[info["generation"]].inc(time.perf_counter() - started)
-
-    gc.callbacks.append(timed)
-
 
 # Push server
 WS_CONNECTIONS = Gauge("agora_ws_connections", "Open WebSocket connections")

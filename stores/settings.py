@@ -103,11 +103,11 @@ class Settings:
     dataflow_snapshot_seconds: int = 5
     # Dataflows move long-lived objects out of the garbage collector's walk every this
     # many seconds (0: never), and collect everything once every full; see
-    # dataflows/heap.py.
+    # observability/heap.py.
     dataflow_gc_freeze_seconds: int = 60
     dataflow_gc_full_seconds: int = 3600
     # API workers and dataflows collect the young generation after this many new
-    # objects (CPython's default: 700); see api/app.py `settle_heap`.
+    # objects (CPython's default: 700); see observability/heap.py.
     gc_young_threshold: int = 10_000
     # A target's `score.changed` goes out at most once per this interval (its first
     # change at once, the rest coalesced into one at the interval's end); its tally is

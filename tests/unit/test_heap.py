@@ -11,10 +11,9 @@ import pytest
 from sanic import Request, Sanic
 from sanic.compat import Header
 
-from api.app import settle_heap
 from api.limits import Client
-from dataflows.heap import HeapKeeper
-from observability.metrics import GC_SECONDS, time_collections
+from observability.heap import HeapKeeper, settle, time_collections
+from observability.metrics import GC_SECONDS
 
 
 class Node:
@@ -97,7 +96,7 @@ def test_collections_are_timed_by_generation() -> None:
 
 def test_an_api_worker_freezes_what_it_built_and_collects_the_young_less_often() -> None:
     built = [Node() for _ in range(10)]
-    settle_heap(10_000)
+    settle(10_000)
     assert gc.get_threshold()[0] == 10_000
     walked = {id(o) for o in gc.get_objects()}
     assert not any(id(node) in walked for node in built)
