@@ -90,7 +90,7 @@ def ranking_flow(w: Wiring) -> Dataflow:
         ),
         pins=w.store("pins_out", lambda: ranking.PinsWriter(sync_client(s.redis_url))),
     )
-    wheel = w.wheel()
+    wheel = w.wheel(ranking.WHEEL_SLOT)
     return ranking.build_flow(
         w.source(ranking.TOPICS, ranking.BATCH_INTERVAL_MS, wheel),
         sinks,

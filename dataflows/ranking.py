@@ -4,11 +4,11 @@ the post's shard; pins from the communities topic.
 Hot, new and controversial change only when a score does. Rising decays with age
 and top/controversial windows expire with it, so each post's state also asks the
 clock to wake it: at its next window exit (it leaves `top&t=hour` exactly an hour
-after creation, with no vote needed) and every RISING_CADENCE while it is young
-enough to rise. A young post's wakes are a minute apart and stay Bytewax timers; an
-older post's next exit (a week, a month, a year after creation) goes to the flow's
-wake-up wheel in a live run (`dataflows.wakeups`), so Bytewax does not walk a timer
-per post on every batch. Such an exit may come up to a minute late.
+after creation, with no vote needed) and, while its rising decays, as often as that
+moves it (`domain.ranking.rerank_every`: every RISING_CADENCE per whole hour of age).
+In a live run every wake goes to the flow's wake-up wheel (`dataflows.wakeups`), a
+second at most late, so Bytewax holds no timer per post: it would walk them all on
+every batch, and a day's posts are all young.
 
 `python -m dataflows run ranking`.
 """
@@ -54,7 +54,8 @@ TOPICS = [POSTS.name, SCORES.name, COMMUNITIES.name, MODERATION.name]
 # flow's activations (each a pass over every post's timer) to ten a second.
 BATCH_INTERVAL_MS = 100
 RISING_CADENCE = timedelta(seconds=60)
-RERANK_PHASES = 6  # young posts re-rank in this many groups per RISING_CADENCE
+RERANK_PHASES = 6  # young posts re-rank in this many groups per re-rank interval
+WHEEL_SLOT = 1.0  # seconds: how late a wake (a window exit, a re-rank) may come
 
 
 def now() -> datetime:
@@ -196,13 +197,16 @@ class RankFold:
         return [update], settled(update)
 
     def _woken(self) -> None:
-        """The wheel's wake-up: what the timer does once the post has left a window (a
-        wake-up for a post long gone, hidden, or not yet out of a window changes
-        nothing; `notify_at` files it again). A settled post is let go, as on a timer."""
+        """The wheel's wake-up: what the timer does once the post has left a window or
+        its rising has decayed (a wake-up for a post long gone or hidden, or one with
+        neither due, changes nothing; `notify_at` files it again). A settled post is
+        let go, as on a timer."""
         s = self.state
         if s is None or s.hidden:
             return
-        if tuple(ranking.windows_containing(s.created, now())) == s.windows:
+        current = now()
+        decaying = ranking.rerank_every(self._score(), s.created, current, RISING_CADENCE)
+        if decaying is None and tuple(ranking.windows_containing(s.created, current)) == s.windows:
             return
         update = self._update()
         self.pending.append(update)
@@ -212,14 +216,18 @@ class RankFold:
     def notify_at(self) -> datetime | None:
         if self.state is None or self.state.hidden:
             return None
-        current = now()
-        wakes = [ranking.next_window_exit(self.state.created, current)]
-        if current - self.state.created < ranking.RISING_MAX_AGE:
-            wakes.append(
-                ranking.next_rerank(self.state.post_id, current, RISING_CADENCE, RERANK_PHASES)
-            )
+        s, current = self.state, now()
+        wakes = [ranking.next_window_exit(s.created, current)]
+        every = ranking.rerank_every(self._score(), s.created, current, RISING_CADENCE)
+        if every is not None:
+            wakes.append(ranking.next_rerank(s.post_id, current, every, RERANK_PHASES))
         upcoming = [w for w in wakes if w is not None]
-        return file_or_keep(self.wheel, self.state.post_id, min(upcoming) if upcoming else None)
+        due = min(upcoming) if upcoming else None
+        return file_or_keep(self.wheel, s.post_id, due, far=timedelta(0))
+
+    def _score(self) -> int:
+        s = self.state
+        return 0 if s is None else s.upvotes - s.downvotes
 
     def _update(self) -> RankUpdate:
         s = self.state

@@ -55,8 +55,9 @@ def _now() -> datetime:
 class WakeupWheel:
     """Keys by the minute they are due; shared by the worker threads of one process."""
 
-    def __init__(self, clock: Callable[[], datetime] = _now) -> None:
+    def __init__(self, clock: Callable[[], datetime] = _now, slot: float = SLOT) -> None:
         self.clock = clock
+        self.slot = slot  # seconds: a wake-up is at most this late
         self._slots: dict[int, set[str]] = {}
         self._order: list[int] = []  # a heap of the slots held
         self._lock = threading.Lock()
@@ -64,7 +65,7 @@ class WakeupWheel:
     def at(self, key: str, when: datetime) -> None:
         """Wake `key` at `when` (up to a slot late). Filing a key again for the same
         slot costs nothing; for another slot, it is woken at both and looks again."""
-        slot = math.ceil(when.timestamp() / SLOT)
+        slot = math.ceil(when.timestamp() / self.slot)
         with self._lock:
             keys = self._slots.get(slot)
             if keys is None:
@@ -77,7 +78,7 @@ class WakeupWheel:
         now = self.clock().timestamp()
         out: list[str] = []
         with self._lock:
-            while self._order and self._order[0] * SLOT <= now:
+            while self._order and self._order[0] * self.slot <= now:
                 out.extend(self._slots.pop(heapq.heappop(self._order)))
         return out
 
@@ -85,18 +86,20 @@ class WakeupWheel:
         with self._lock:
             if not self._order:
                 return None
-            return datetime.fromtimestamp(self._order[0] * SLOT, UTC)
+            return datetime.fromtimestamp(self._order[0] * self.slot, UTC)
 
     def __len__(self) -> int:
         with self._lock:
             return sum(len(keys) for keys in self._slots.values())
 
 
-def file_or_keep(wheel: WakeupWheel | None, key: str, when: datetime | None) -> datetime | None:
-    """A fold's `notify_at` for a time that may be far: the wheel takes a far one (and
-    Bytewax gets no timer), a near one stays Bytewax's. Without a wheel (a bounded
-    run, a unit test) every time stays Bytewax's."""
-    if wheel is None or when is None or when - wheel.clock() < FAR:
+def file_or_keep(
+    wheel: WakeupWheel | None, key: str, when: datetime | None, far: timedelta = FAR
+) -> datetime | None:
+    """A fold's `notify_at` for a time that may be far: the wheel takes one `far` off or
+    further (and Bytewax gets no timer), a nearer one stays Bytewax's. Without a wheel
+    (a bounded run, a unit test) every time stays Bytewax's."""
+    if wheel is None or when is None or when - wheel.clock() < far:
         return when
     wheel.at(key, when)
     return None

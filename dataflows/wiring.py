@@ -22,7 +22,7 @@ from confluent_kafka import KafkaError as ConfluentError
 from dataflows.common import SourceItem
 from dataflows.guard import Backoff, BatchWriter, GuardedSink, LetterBox, describe
 from dataflows.shared_consumer import ConsumerPool, Inbox
-from dataflows.wakeups import WakeupWheel, Woken
+from dataflows.wakeups import SLOT, WakeupWheel, Woken
 from schemas.envelope import encode, new_event
 from schemas.events import DeadLetter
 from schemas.topics import DEAD_LETTER
@@ -374,10 +374,10 @@ class Wiring:
     def letter_box(self) -> LetterBox:
         return KafkaLetterBox(self.settings.kafka_bootstrap)
 
-    def wheel(self) -> WakeupWheel | None:
-        """Far-off wake-ups for a live run; a bounded run (a replay) keeps Bytewax
-        timers, and on_eof flushes what they hold."""
-        return WakeupWheel() if self.tail else None
+    def wheel(self, slot: float = SLOT) -> WakeupWheel | None:
+        """Far-off wake-ups for a live run, each at most `slot` seconds late; a bounded
+        run (a replay) keeps Bytewax timers, and on_eof flushes what they hold."""
+        return WakeupWheel(slot=slot) if self.tail else None
 
     def dead_letters(self) -> LetterSink:
         return LetterSink(self.letter_box)

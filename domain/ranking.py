@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 REDDIT_EPOCH = 1134028003  # seconds; Reddit's hot-rank reference time
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 RISING_MAX_AGE = timedelta(hours=24)  # rising only ranks young posts
+HOUR = timedelta(hours=1)
 
 WINDOWS: dict[str, timedelta | None] = {
     "hour": timedelta(hours=1),
@@ -65,6 +66,21 @@ def next_rerank(post_id: str, now: datetime, every: timedelta, slots: int) -> da
     phase = slot * step // slots
     since = (now - EPOCH) // timedelta(microseconds=1) - phase
     return EPOCH + timedelta(microseconds=(since // step + 1) * step + phase)
+
+
+def rerank_every(
+    score: int, created: datetime, now: datetime, cadence: timedelta
+) -> timedelta | None:
+    """How often the clock alone moves a post's rising enough to rewrite it (None: it
+    does not). Rising is 0 for a score of 0, and the score itself for a post under an
+    hour old; after that, `score / hours` loses 1/h of itself per hour at h hours, so a
+    re-rank every `cadence` per whole hour of age keeps it within `cadence` / 1 h of its
+    true value (1/60 at a minute) at any age, the precision an hour-old post has on a
+    fixed cadence, for a sixth of the re-ranks over a post's first day."""
+    age = now - created
+    if score == 0 or age < HOUR or age >= RISING_MAX_AGE:
+        return None
+    return cadence * (age // HOUR)
 
 
 def next_window_exit(created: datetime, now: datetime) -> datetime | None:

@@ -9,6 +9,7 @@ from domain.ranking import (
     hot,
     next_rerank,
     next_window_exit,
+    rerank_every,
     rising,
     windows_containing,
 )
@@ -95,3 +96,19 @@ def test_one_slot_is_the_whole_interval():
     every = timedelta(seconds=60)
     now = datetime(2026, 1, 1, 12, 0, 7, tzinfo=UTC)
     assert next_rerank("p_x", now, every, 1) == datetime(2026, 1, 1, 12, 1, tzinfo=UTC)
+
+
+def test_rising_is_rewritten_as_often_as_the_clock_moves_it():
+    minute = timedelta(minutes=1)
+    assert rerank_every(0, T0, T0 + timedelta(hours=3), minute) is None  # 0 stays 0
+    assert rerank_every(4, T0, T0 + timedelta(minutes=59), minute) is None  # its score
+    assert rerank_every(4, T0, T0 + timedelta(hours=24), minute) is None  # no longer rises
+    assert rerank_every(-2, T0, T0 + timedelta(hours=1), minute) == minute
+    assert rerank_every(4, T0, T0 + timedelta(hours=7, minutes=59), minute) == 7 * minute
+    # Between two re-ranks rising moves by at most a sixtieth of itself, at every age.
+    for minutes in range(60, 24 * 60, 7):
+        now = T0 + timedelta(minutes=minutes)
+        every = rerank_every(5, T0, now, minute)
+        assert every is not None
+        drift = 1 - rising(5, T0, now + every) / rising(5, T0, now)
+        assert 0 < drift <= 1 / 60 + 1e-9

@@ -367,22 +367,52 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return clock
 
 
+DAY_WINDOWS = ("day", "week", "month", "year", "all")
+
+
 def an_old_post(clock: Clock, age: timedelta) -> PostState:
     post_id = new_id()
     return PostState(post_id, new_id(), clock.now - age, 3, 1, 1, ("week", "month", "year", "all"))
 
 
-def test_an_old_posts_window_exit_goes_to_the_wheel_and_a_young_posts_rerank_does_not(
-    clock: Clock,
-) -> None:
-    wheel = WakeupWheel(clock)
+def test_every_ranking_wake_goes_to_the_wheel_a_second_at_most_late(clock: Clock) -> None:
+    wheel = WakeupWheel(clock, slot=ranking.WHEEL_SLOT)
     old = an_old_post(clock, timedelta(days=2))
     assert RankFold(old, wheel).notify_at() is None
     assert wheel.next_due() == old.created + timedelta(weeks=1)
-    young = PostState(new_id(), new_id(), T0 - timedelta(minutes=5))
-    due = RankFold(young, wheel).notify_at()
-    assert due is not None and due - T0 <= ranking.RISING_CADENCE  # Bytewax's timer
-    assert len(wheel) == 1
+    # Under an hour old, its rising is its score: only the hour exit wakes it.
+    young = PostState(new_id(), new_id(), T0 - timedelta(minutes=5, seconds=0.5), 2, 0, 1)
+    assert RankFold(young, wheel).notify_at() is None
+    assert wheel.next_due() == young.created + timedelta(hours=1, seconds=0.5)  # rounded up
+    # Three hours old: re-ranked within three minutes, on a ten-second group of the clock.
+    decaying = PostState(new_id(), new_id(), T0 - timedelta(hours=3, minutes=1), 2, 0, 1)
+    assert RankFold(decaying, wheel).notify_at() is None
+    clock.now = T0 + timedelta(minutes=3)
+    due = wheel.due()
+    assert decaying.post_id in due and young.post_id not in due
+    assert len(wheel) == 2
+    # Without a wheel (a replay) the same wake is Bytewax's timer.
+    wake = RankFold(decaying, None).notify_at()
+    assert wake is not None and timedelta(0) < wake - clock.now <= timedelta(minutes=3)
+    assert wake.second % 10 == 0 and wake.microsecond == 0
+
+
+def test_a_decaying_post_woken_re_ranks_and_one_that_is_not_changes_nothing(
+    clock: Clock,
+) -> None:
+    decaying = PostState(new_id(), new_id(), T0 - timedelta(hours=3), 5, 1, 7, DAY_WINDOWS)
+    fold = RankFold(decaying, WakeupWheel(clock))
+    fold.apply(WAKE)
+    (update,) = fold.emit()
+    assert update.rising == pytest.approx(4 / 3) and update.rank_seq == 7
+    assert update.windows_out == () and not fold.finished()
+    for score, age in ((0, timedelta(hours=3)), (2, timedelta(minutes=30))):
+        state = PostState(new_id(), new_id(), T0 - age, score, 0, 1, DAY_WINDOWS)
+        if age < timedelta(hours=1):
+            state.windows = ("hour", *DAY_WINDOWS)
+        quiet = RankFold(state, WakeupWheel(clock))
+        quiet.apply(WAKE)
+        assert list(quiet.emit()) == [], (score, age)
 
 
 def test_a_post_woken_before_its_exit_changes_nothing(clock: Clock) -> None:
