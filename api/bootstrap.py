@@ -99,7 +99,7 @@ async def bootstrap(settings: Settings) -> Platform:
     identity_pool = await create_pool(settings.dsn(settings.identity_db), max_size=10)
     shards = await ShardRouter.connect(settings, max_size=10)
     redis = async_client(settings.redis_url)
-    publisher = EventPublisher(settings.kafka_bootstrap)
+    publisher = EventPublisher(settings.kafka_bootstrap, **{"linger.ms": settings.api_linger_ms})
     tokens = TokenService(
         settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience, settings.access_ttl_seconds
     )

@@ -93,6 +93,10 @@ class Settings:
     # API processes keep voters' standings, checked by version in the vote script
     # (api/services/access.py); off: one Postgres read per vote
     keep_voting_standings: bool = True
+    # How long the API's producer holds an event for others to share its produce request
+    # (librdkafka's linger.ms): the broker's CPU per event falls with the batch size,
+    # and each write waits up to this long more for its acknowledgement.
+    api_linger_ms: int = 5
     # Dataflows: the longest pause of a partition quiet for a second between polls (it
     # doubles from 10 ms while empty), and the seconds per epoch (state snapshot and
     # commit); see dataflows/wiring.py and the README's performance section.
@@ -206,6 +210,7 @@ def get_settings() -> Settings:
         duplicate_window_seconds=int(get("DUPLICATE_WINDOW_SECONDS", str(24 * 3600))),
         spam_auto_shadow_ban=get("SPAM_AUTO_SHADOW_BAN", "1").lower() not in ("0", "false", "off"),
         keep_voting_standings=_flag(get("KEEP_VOTING_STANDINGS", "true")),
+        api_linger_ms=int(get("API_KAFKA_LINGER_MS", "5")),
         dataflow_idle_pause_max_ms=int(get("DATAFLOW_IDLE_PAUSE_MAX_MS", "100")),
         dataflow_batch_interval_ms=int(get("DATAFLOW_BATCH_INTERVAL_MS", "0")),
         dataflow_snapshot_seconds=int(get("DATAFLOW_SNAPSHOT_SECONDS", "5")),
