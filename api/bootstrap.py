@@ -95,11 +95,16 @@ class Platform:
         await self.identity_pool.close()
 
 
+def event_publisher(settings: Settings) -> EventPublisher:
+    """The API's producer, holding each event up to API_KAFKA_LINGER_MS for others."""
+    return EventPublisher(settings.kafka_bootstrap, **{"linger.ms": settings.api_linger_ms})
+
+
 async def bootstrap(settings: Settings) -> Platform:
     identity_pool = await create_pool(settings.dsn(settings.identity_db), max_size=10)
     shards = await ShardRouter.connect(settings, max_size=10)
     redis = async_client(settings.redis_url)
-    publisher = EventPublisher(settings.kafka_bootstrap, **{"linger.ms": settings.api_linger_ms})
+    publisher = event_publisher(settings)
     tokens = TokenService(
         settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience, settings.access_ttl_seconds
     )

@@ -192,6 +192,11 @@ class EventPublisher:
             self._polling.discard(loop)
 
     @property
+    def linger_ms(self) -> int:
+        """How long an event waits for others to share its produce request."""
+        return int(self._config["linger.ms"])
+
+    @property
     def polling(self) -> bool:
         """Whether some event loop still polls for delivery answers."""
         return bool(self._polling)
