@@ -8,7 +8,7 @@ with 300,000 such keys a step fed 50 batches a second spent about half a core on
 the walk alone (`python -m benchmarks.timer_scan`).
 
 A far-off time goes into this process's `WakeupWheel` instead: keys grouped by the
-minute they are due, the minutes in a heap. The flow's Kafka partitions hand each due
+slot they are due in (a minute, or a second for `ranking`), the slots in a heap. The flow's Kafka partitions hand each due
 key out with their records (`Woken`), Bytewax routes it to the key's state like any
 record, and the fold then does what its timer would have done, or files itself again
 if it was woken early. A key's wake-up is a hint, not a fact: one that
@@ -35,7 +35,8 @@ from dataflows.guard import CLOCK, Traced
 X = TypeVar("X")
 
 # A fold files a time this far off or further with the wheel; a nearer one stays a
-# Bytewax timer (few keys hold one: a held score announcement, a young post's re-rank).
+# Bytewax timer (few keys hold one: a held score announcement). A flow whose keys are
+# all woken soon and often (ranking's young posts) files every time with the wheel.
 FAR = timedelta(minutes=10)
 SLOT = 60.0  # seconds per group of keys: a wake-up is at most this late
 
