@@ -8,13 +8,13 @@ with 300,000 such keys a step fed 50 batches a second spent about half a core on
 the walk alone (`python -m benchmarks.timer_scan`).
 
 A far-off time goes into this process's `WakeupWheel` instead: keys grouped by the
-slot they are due in (a minute, or a second for `ranking`), the slots in a heap. The flow's Kafka partitions hand each due
-key out with their records (`Woken`), Bytewax routes it to the key's state like any
-record, and the fold then does what its timer would have done, or files itself again
-if it was woken early. A key's wake-up is a hint, not a fact: one that
-arrives for a key long gone builds an empty fold that is discarded at once. The
-wheel is memory only: after a restart each key's resumed fold files itself again
-(Bytewax asks every resumed fold for `notify_at`).
+slot they are due in (a minute, or a second for `ranking`), the slots in a heap. The
+flow's Kafka partitions hand each due key out with their records (`Woken`), Bytewax
+routes it to the key's state like any record, and the fold then does what its timer
+would have done, or files itself again if it was woken early. A key's wake-up is a
+hint, not a fact: one that arrives for a key long gone builds an empty fold that is
+discarded at once. The wheel is memory only: after a restart each key's resumed fold
+files itself again (Bytewax asks every resumed fold for `notify_at`).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def _now() -> datetime:
 
 
 class WakeupWheel:
-    """Keys by the minute they are due; shared by the worker threads of one process."""
+    """Keys by the slot they are due in; shared by the worker threads of one process."""
 
     def __init__(self, clock: Callable[[], datetime] = _now, slot: float = SLOT) -> None:
         self.clock = clock
