@@ -125,6 +125,10 @@ class PostState:
     def hidden(self) -> bool:
         return self.deleted or self.removed
 
+    @property
+    def score(self) -> int:
+        return self.upvotes - self.downvotes
+
 
 RankInput = PostSeen | ScoreSeen | Hide
 
@@ -153,7 +157,7 @@ def pins_input(event: Event) -> PostPinned | None:
 class RankFold:
     def __init__(self, state: PostState | None, wheel: WakeupWheel | None = None) -> None:
         self.state = state
-        self.wheel = wheel  # takes a far-off window exit, if given
+        self.wheel = wheel  # takes every wake (exits, re-ranks), if given
         self.pending: list[RankUpdate] = []
 
     def emit(self) -> Iterable[RankUpdate]:
@@ -197,43 +201,41 @@ class RankFold:
         return [update], settled(update)
 
     def _woken(self) -> None:
-        """The wheel's wake-up: what the timer does once the post has left a window or
-        its rising has decayed (a wake-up for a post long gone or hidden, or one with
-        neither due, changes nothing; `notify_at` files it again). A settled post is
-        let go, as on a timer."""
+        """The wheel's wake-up: what the timer does (`on_notify`), once the post has left
+        a window or its rising has decayed. A wake-up with neither due changes nothing;
+        `notify_at` files it again."""
         s = self.state
-        if s is None or s.hidden:
+        if s is not None and not s.hidden and not self._due(now()):
             return
-        current = now()
-        decaying = ranking.rerank_every(self._score(), s.created, current, RISING_CADENCE)
-        if decaying is None and tuple(ranking.windows_containing(s.created, current)) == s.windows:
-            return
-        update = self._update()
-        self.pending.append(update)
-        if settled(update):
+        updates, done = self.on_notify()
+        self.pending.extend(updates)
+        if done:
             self.state = None
+
+    def _due(self, current: datetime) -> bool:
+        s = self.state
+        assert s is not None
+        if ranking.rerank_every(s.score, s.created, current, RISING_CADENCE) is not None:
+            return True
+        return tuple(ranking.windows_containing(s.created, current)) != s.windows
 
     def notify_at(self) -> datetime | None:
         if self.state is None or self.state.hidden:
             return None
         s, current = self.state, now()
         wakes = [ranking.next_window_exit(s.created, current)]
-        every = ranking.rerank_every(self._score(), s.created, current, RISING_CADENCE)
+        every = ranking.rerank_every(s.score, s.created, current, RISING_CADENCE)
         if every is not None:
             wakes.append(ranking.next_rerank(s.post_id, current, every, RERANK_PHASES))
         upcoming = [w for w in wakes if w is not None]
         due = min(upcoming) if upcoming else None
         return file_or_keep(self.wheel, s.post_id, due, far=timedelta(0))
 
-    def _score(self) -> int:
-        s = self.state
-        return 0 if s is None else s.upvotes - s.downvotes
-
     def _update(self) -> RankUpdate:
         s = self.state
         assert s is not None
         current = now()
-        score = s.upvotes - s.downvotes
+        score = s.score
         windows = tuple(ranking.windows_containing(s.created, current))
         young = current - s.created < ranking.RISING_MAX_AGE
         update = RankUpdate(
@@ -389,8 +391,9 @@ def build_flow(
     dead_letters: Sink[DeadLetter],
     wheel: WakeupWheel | None = None,
 ) -> Dataflow:
-    """`wheel`: where far-off window exits go in a live run, its due keys coming in with
-    the source's items (see `dataflows.wakeups`); without it they are Bytewax timers."""
+    """`wheel`: where every wake (window exits, re-ranks) goes in a live run, its due
+    keys coming in with the source's items (see `dataflows.wakeups`); without it they
+    are Bytewax timers."""
     flow = Dataflow(NAME)
     guard = Guard(NAME)
     items = read(flow, source)

@@ -458,7 +458,12 @@ def test_a_ranking_wake_up_for_a_post_long_gone_or_hidden_leaves_nothing(
     fold = RankFold(hidden, WakeupWheel(clock))
     clock.now += timedelta(weeks=1)
     fold.apply(WAKE)
-    assert list(fold.emit()) == [] and not fold.finished()
+    assert list(fold.emit()) == [] and not fold.finished()  # removed: may be approved
+    deleted = an_old_post(clock, timedelta(days=2))
+    deleted.deleted = True
+    gone_for_good = RankFold(deleted, WakeupWheel(clock))
+    gone_for_good.apply(WAKE)
+    assert list(gone_for_good.emit()) == [] and gone_for_good.finished()  # let go
 
 
 def test_wake_ups_reach_the_ranking_flow_and_change_no_rank() -> None:
