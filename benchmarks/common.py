@@ -91,7 +91,12 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def run_wrk(url: str, script: str, seconds: int, connections: int, threads: int = 2) -> WrkResult:
+WRK_THREADS = 2
+
+
+def run_wrk(
+    url: str, script: str, seconds: int, connections: int, threads: int = WRK_THREADS
+) -> WrkResult:
     out = subprocess.run(
         [
             "wrk",
@@ -164,19 +169,36 @@ def ensure_baseline_db() -> None:
     )
 
 
-def paced(script: str, connections: int, rate: float) -> str:
-    """The wrk script with Poisson-spaced requests: each connection waits an exponential
-    time before each request, for about `rate` requests/s in all (less the latency), so
-    latency is measured below saturation instead of as queueing time."""
-    mean_ms = connections * 1000.0 / rate
-    return (
-        script
-        + f"""
+# Each wrk thread keeps its own schedule of send times, Poisson-spaced at its share of
+# the rate, and a connection ready to send waits for the next free slot. So the offered
+# rate holds whatever the latency (a closed loop of fixed pauses offers less as answers
+# slow), as long as enough connections are free; a schedule more than a second behind
+# (the server stalled) starts again from now instead of sending the backlog at once.
+# LuaJIT's FFI reads the monotonic clock: wrk's Lua has no clock of its own.
+PACED = """
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } paced_timespec;
+int clock_gettime(int clock, paced_timespec *tp);
+]]
+local clock = ffi.new("paced_timespec")
+local gap_ms = %(gap_ms).4f
+local due = nil
 delay = function()
-  return math.floor(-math.log(1 - math.random()) * {mean_ms:.3f})
+  ffi.C.clock_gettime(1, clock)
+  local now = tonumber(clock.tv_sec) * 1000 + tonumber(clock.tv_nsec) / 1000000
+  if due == nil or due < now - 1000 then due = now end
+  due = due - math.log(1 - math.random()) * gap_ms
+  if due <= now then return 0 end
+  return math.floor(due - now)
 end
 """
-    )
+
+
+def paced(script: str, rate: float, threads: int = WRK_THREADS) -> str:
+    """The wrk script offering about `rate` requests/s in all, Poisson-spaced, so
+    latency is measured below saturation instead of as queueing time."""
+    return script + PACED % {"gap_ms": threads * 1000.0 / rate}
 
 
 def lua_rotating_get(requests: list[tuple[str, str]]) -> str:

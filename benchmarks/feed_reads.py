@@ -251,11 +251,11 @@ def main() -> None:
                 ranked = sorted(measured, key=lambda run: run[0].requests_per_second)
                 results[label], cpu[label] = ranked[len(ranked) // 2]
             # The latency aim is set at half of the platform's max rate: paced requests
-            # (Poisson-spaced per connection) at half the median rate just measured.
+            # (Poisson-spaced) at half the median rate just measured.
             half_load: dict[str, WrkResult] = {}
             for label in (pair[0] for pair in pairs):
                 rate = results[label].requests_per_second / 2
-                script.write_text(paced(lua_rotating_get(scenarios[label]), args.connections, rate))
+                script.write_text(paced(lua_rotating_get(scenarios[label]), rate))
                 half_load[label] = run_wrk(base, str(script), args.seconds, args.connections)
             # The checks' cost: the same platform routes from the app without them,
             # alternating with the checked app round by round (the machine drifts).

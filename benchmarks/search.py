@@ -176,7 +176,7 @@ def drive(
     paths = [f"{route}?q={quote(w)}" for w in words]
     script = lua_paths(paths)
     if rate:
-        script = paced(script, connections, rate)
+        script = paced(script, rate)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
     try:

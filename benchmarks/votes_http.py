@@ -35,6 +35,7 @@ import httpx
 
 from benchmarks.common import (
     mint_tokens,
+    paced,
     percentile,
     run_wrk,
     seed_posts,
@@ -65,31 +66,16 @@ end
 """
 
 
-# With --rate each connection waits before each request, a random pause averaging
-# connections / rate (uniform between half and one and a half of it, so the connections
-# do not fall into step): the offered load is about `rate` as long as answers come back
-# well within that pause. CPU per vote at a fixed rate below saturation does not move
-# with how saturated a noisy machine happens to be, which makes it the figure to
-# compare builds by.
-PACED = """
-delay = function()
-  return math.floor(%(pause_ms)f * (0.5 + math.random()))
-end
-"""
-
-
-def vote_script(
-    tokens: list[str], targets: list[str], rate: float = 0, connections: int = 1
-) -> str:
+def vote_script(tokens: list[str], targets: list[str], rate: float = 0) -> str:
     """The wrk script: random users casting random directions on random targets, paced
-    to about `rate` votes/s over `connections` when a rate is given."""
+    to about `rate` votes/s when a rate is given (`benchmarks.common.paced`). CPU per
+    vote at a fixed rate below saturation does not move with how saturated a noisy
+    machine happens to be, which makes it the figure to compare builds by."""
     script = LUA % {
         "tokens": ",".join(f'"{t}"' for t in tokens),
         "targets": ",".join(f'"{p}"' for p in targets),
     }
-    if rate > 0:
-        script += PACED % {"pause_ms": connections * 1000 / rate}
-    return script
+    return paced(script, rate) if rate > 0 else script
 
 
 def freshness_probe(
@@ -300,7 +286,7 @@ def main() -> None:
     ]
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "votes.lua"
-        script.write_text(vote_script(load_tokens, loaded, args.rate, args.connections))
+        script.write_text(vote_script(load_tokens, loaded, args.rate))
         if args.warmup > 0:  # every user's first votes (cold per-process caches) unmeasured
             run_wrk(args.base, str(script), args.warmup, args.connections)
         for probe in probes:
