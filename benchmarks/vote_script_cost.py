@@ -41,7 +41,10 @@ from domain.rate_limits import Charge, Limit
 from stores import rate_limits
 from stores.reader_votes import reader_votes_key
 from stores.redis_store import (
+    Cast,
     PackedConnection,
+    cast_call,
+    many_casts_call,
     many_casts_source,
     script_source,
     sync_client,
@@ -50,8 +53,6 @@ from stores.redis_store import (
     voters_key,
 )
 from stores.settings import get_settings
-from stores.shadow import shadow_key
-from stores.standing_versions import versions_key
 
 TARGETS = 200
 USERS = 2000
@@ -105,37 +106,14 @@ class Votes:
                 mapping={"c": self.community, "a": new_id(), "up": 0, "dn": 0, "v": 0},
             )
 
-    def batch(self, size: int, buckets: bool) -> tuple[list[str], list[str | int | float]]:
-        keys: list[str] = []
-        counts: list[int] = []
-        arg_counts: list[int] = []
-        args: list[str | int | float] = []
+    def batch(self, size: int, buckets: bool) -> Cast:
+        casts = []
         for _ in range(size):
             target, user = self.rng.choice(self.targets), self.rng.choice(self.users)
             charges = [Charge(limit, user) for limit in LIMITS] if buckets else []
-            cast_keys = [
-                target_key(target),
-                voters_key(target),
-                unsettled_key(target),
-                shadow_key(self.community),
-                versions_key(self.community),
-                reader_votes_key(user),
-                *rate_limits.charge_keys(charges),
-            ]
-            cast_args: list[str | int | float] = [
-                user,
-                self.rng.choice((1, -1, 0)),
-                len(charges),
-                "1",
-                "*",
-                target,
-                *rate_limits.charge_args(charges),
-            ]
-            keys += cast_keys
-            counts.append(len(cast_keys))
-            arg_counts.append(len(cast_args))
-            args += cast_args
-        return keys, [size, *counts, *arg_counts, *args]
+            direction = self.rng.choice((1, -1, 0))
+            casts.append(cast_call(target, user, direction, charges, self.community, True))
+        return many_casts_call(casts)
 
     def delete(self, client: redis.Redis) -> None:
         keys = [k(t) for t in self.targets for k in (target_key, voters_key, unsettled_key)]

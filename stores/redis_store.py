@@ -212,6 +212,50 @@ CAST_FAILED = -9  # a cast of many_casts_source() that raised: the error follows
 Cast = tuple[list[str], list[str | int | float]]  # one cast_vote.lua call's keys and arguments
 
 
+def cast_call(
+    target_id: str,
+    user_id: str,
+    direction: int,
+    charges: Sequence[Charge] = (),
+    community_id: str = "",
+    hide_shadowed: bool = False,
+    standing_version: str = "*",
+) -> Cast:
+    """The keys and arguments of one vote for cast_vote.lua (see `LiveVotes.cast`)."""
+    from stores.shadow import shadow_key  # stores.shadow builds on this module
+
+    keys = [
+        target_key(target_id),
+        voters_key(target_id),
+        unsettled_key(target_id),
+        shadow_key(community_id),
+        versions_key(community_id),
+        reader_votes_key(user_id),
+        *rate_limits.charge_keys(charges),
+    ]
+    args: list[str | int | float] = [
+        user_id,
+        direction,
+        len(charges),
+        "1" if hide_shadowed else "0",
+        standing_version,
+        target_id,
+        *rate_limits.charge_args(charges),
+    ]
+    return keys, args
+
+
+def many_casts_call(casts: Sequence[Cast]) -> Cast:
+    """The keys and arguments of one `many_casts_source()` call carrying `casts`."""
+    keys = [key for cast_keys, _ in casts for key in cast_keys]
+    counts: list[str | int | float] = [
+        len(casts),
+        *(len(k) for k, _ in casts),
+        *(len(a) for _, a in casts),
+    ]
+    return keys, [*counts, *(arg for _, cast_args in casts for arg in cast_args)]
+
+
 def many_casts_source() -> str:
     """cast_vote.lua for several casts in one call (Redis runs them one after the
     other, as separate calls would). KEYS: every cast's keys in turn; ARGV[1] the
@@ -275,26 +319,10 @@ class LiveVotes:
         and the community's moderators. With a `standing_version` (see
         stores/standing_versions.py) other than '*', a voter whose standing changed
         since that version is answered -3 and nothing changes."""
-        from stores.shadow import shadow_key  # stores.shadow builds on this module
-
-        keys = [
-            target_key(target_id),
-            voters_key(target_id),
-            unsettled_key(target_id),
-            shadow_key(community_id),
-            versions_key(community_id),
-            reader_votes_key(user_id),
-        ]
-        args: list[str | int | float] = [
-            user_id,
-            direction,
-            len(charges),
-            "1" if hide_shadowed else "0",
-            standing_version,
-            target_id,
-            *rate_limits.charge_args(charges),
-        ]
-        raw = await self._casts.call((keys + rate_limits.charge_keys(charges), args))
+        call = cast_call(
+            target_id, user_id, direction, charges, community_id, hide_shadowed, standing_version
+        )
+        raw = await self._casts.call(call)
         status, prev, version, up, down, community, author = raw[:7]
         return VoteOutcome(
             int(status),
@@ -313,10 +341,8 @@ class LiveVotes:
         if len(casts) == 1:
             keys, args = casts[0]
             return [await self._cast(keys=keys, args=args)]
-        keys = [key for cast_keys, _ in casts for key in cast_keys]
-        counts = [len(casts), *(len(k) for k, _ in casts), *(len(a) for _, a in casts)]
-        every = [arg for _, cast_args in casts for arg in cast_args]
-        raw = await self._cast_many(keys=keys, args=[*counts, *every])
+        keys, args = many_casts_call(casts)
+        raw = await self._cast_many(keys=keys, args=args)
         answers: list[list[Any] | Exception] = []
         for at in range(0, len(raw), CAST_ANSWER):
             answer = raw[at : at + CAST_ANSWER]
