@@ -41,9 +41,9 @@ from domain.rate_limits import Charge, Limit
 from stores import rate_limits
 from stores.reader_votes import reader_votes_key
 from stores.redis_store import (
+    Ballot,
     Cast,
     PackedConnection,
-    cast_call,
     many_casts_call,
     many_casts_source,
     script_source,
@@ -112,7 +112,7 @@ class Votes:
             target, user = self.rng.choice(self.targets), self.rng.choice(self.users)
             charges = [Charge(limit, user) for limit in LIMITS] if buckets else []
             direction = self.rng.choice((1, -1, 0))
-            casts.append(cast_call(target, user, direction, charges, self.community, True))
+            casts.append(Ballot(target, user, direction, charges, self.community, True).call())
         return many_casts_call(casts)
 
     def delete(self, client: redis.Redis) -> None:

@@ -212,37 +212,45 @@ CAST_FAILED = -9  # a cast of many_casts_source() that raised: the error follows
 Cast = tuple[list[str], list[str | int | float]]  # one cast_vote.lua call's keys and arguments
 
 
-def cast_call(
-    target_id: str,
-    user_id: str,
-    direction: int,
-    charges: Sequence[Charge] = (),
-    community_id: str = "",
-    hide_shadowed: bool = False,
-    standing_version: str = "*",
-) -> Cast:
-    """The keys and arguments of one vote for cast_vote.lua (see `LiveVotes.cast`)."""
-    from stores.shadow import shadow_key  # stores.shadow builds on this module
+@dataclass(frozen=True)
+class Ballot:
+    """One vote for cast_vote.lua. With `hide_shadowed`, a target by an author
+    shadow-banned in `community_id` (other than the voter) is unknown (-1), as it is to
+    every reader but its author and the community's moderators. With a
+    `standing_version` (see stores/standing_versions.py) other than '*', a voter whose
+    standing changed since that version is answered -3 and nothing changes."""
 
-    keys = [
-        target_key(target_id),
-        voters_key(target_id),
-        unsettled_key(target_id),
-        shadow_key(community_id),
-        versions_key(community_id),
-        reader_votes_key(user_id),
-        *rate_limits.charge_keys(charges),
-    ]
-    args: list[str | int | float] = [
-        user_id,
-        direction,
-        len(charges),
-        "1" if hide_shadowed else "0",
-        standing_version,
-        target_id,
-        *rate_limits.charge_args(charges),
-    ]
-    return keys, args
+    target_id: str
+    user_id: str
+    direction: int
+    charges: Sequence[Charge] = ()
+    community_id: str = ""
+    hide_shadowed: bool = False
+    standing_version: str = "*"
+
+    def call(self) -> Cast:
+        """The script's keys and arguments for this vote."""
+        from stores.shadow import shadow_key  # stores.shadow builds on this module
+
+        keys = [
+            target_key(self.target_id),
+            voters_key(self.target_id),
+            unsettled_key(self.target_id),
+            shadow_key(self.community_id),
+            versions_key(self.community_id),
+            reader_votes_key(self.user_id),
+            *rate_limits.charge_keys(self.charges),
+        ]
+        args: list[str | int | float] = [
+            self.user_id,
+            self.direction,
+            len(self.charges),
+            "1" if self.hide_shadowed else "0",
+            self.standing_version,
+            self.target_id,
+            *rate_limits.charge_args(self.charges),
+        ]
+        return keys, args
 
 
 def many_casts_call(casts: Sequence[Cast]) -> Cast:
@@ -303,26 +311,10 @@ class LiveVotes:
         self._revert = client.register_script(script_source("revert_vote"))
         self._settle = client.register_script(script_source("settle_vote"))
 
-    async def cast(
-        self,
-        target_id: str,
-        user_id: str,
-        direction: int,
-        charges: Sequence[Charge] = (),
-        community_id: str = "",
-        hide_shadowed: bool = False,
-        standing_version: str = "*",
-    ) -> VoteOutcome:
-        """Take the request's rate-limit buckets and record the vote, in one Lua call.
-        With `hide_shadowed`, a target by an author shadow-banned in `community_id`
-        (other than the voter) is unknown (-1), as it is to every reader but its author
-        and the community's moderators. With a `standing_version` (see
-        stores/standing_versions.py) other than '*', a voter whose standing changed
-        since that version is answered -3 and nothing changes."""
-        call = cast_call(
-            target_id, user_id, direction, charges, community_id, hide_shadowed, standing_version
-        )
-        raw = await self._casts.call(call)
+    async def cast(self, ballot: Ballot) -> VoteOutcome:
+        """Take the request's rate-limit buckets and record the vote, in one Lua call
+        shared with concurrent requests' votes (see `Ballot` for what it checks)."""
+        raw = await self._casts.call(ballot.call())
         status, prev, version, up, down, community, author = raw[:7]
         return VoteOutcome(
             int(status),
@@ -332,7 +324,7 @@ class LiveVotes:
             int(down),
             _text(community),
             _text(author),
-            rate_limits.verdict_of(charges, raw[7:]),
+            rate_limits.verdict_of(ballot.charges, raw[7:]),
         )
 
     async def _cast_all(self, casts: list[Cast]) -> list[list[Any] | Exception]:

@@ -22,7 +22,7 @@ from domain.rate_limits import Charge, Verdict
 from schemas.envelope import new_event
 from schemas.events import VoteCast
 from stores.kafka import DeliveryPending, EventPublisher, run_to_completion
-from stores.redis_store import LiveVotes
+from stores.redis_store import Ballot, LiveVotes
 
 STANDING_CHANGED = -3  # the vote script's answer when the voter's standing moved on
 STANDING_ATTEMPTS = 3
@@ -83,13 +83,15 @@ class VoteService:
     ) -> tuple[dict[str, Any], Verdict]:
         target = cmd.target_id
         outcome = await self.live.cast(
-            target,
-            principal.user_id,
-            cmd.direction,
-            charges,
-            community_id,
-            hide_shadowed,
-            standing_version,
+            Ballot(
+                target,
+                principal.user_id,
+                cmd.direction,
+                charges,
+                community_id,
+                hide_shadowed,
+                standing_version,
+            )
         )
         if outcome.status == STANDING_CHANGED:
             raise _StandingChanged

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from domain.ids import new_id
-from stores.redis_store import LiveVotes, async_client, target_key, voters_key
+from stores.redis_store import Ballot, LiveVotes, async_client, target_key, voters_key
 
 
 async def test_concurrent_votes_share_a_call_and_each_gets_its_own_answer(settings, stack):
@@ -30,12 +30,12 @@ async def test_concurrent_votes_share_a_call_and_each_gets_its_own_answer(settin
     users = [new_id() for _ in range(4)]
     try:
         outcomes = await asyncio.gather(
-            live.cast(first, users[0], 1, (), community),
-            live.cast(first, users[1], 1, (), community),
-            live.cast(first, users[2], -1, (), community),
-            live.cast(second, users[0], -1, (), community),
-            live.cast(unknown, users[3], 1, (), community),
-            live.cast(first, users[0], 1, (), community),  # a repeat: unchanged
+            live.cast(Ballot(first, users[0], 1, (), community)),
+            live.cast(Ballot(first, users[1], 1, (), community)),
+            live.cast(Ballot(first, users[2], -1, (), community)),
+            live.cast(Ballot(second, users[0], -1, (), community)),
+            live.cast(Ballot(unknown, users[3], 1, (), community)),
+            live.cast(Ballot(first, users[0], 1, (), community)),  # a repeat: unchanged
         )
         assert calls == [6]
         assert [o.status for o in outcomes] == [1, 1, 1, 1, -1, 0]
@@ -67,15 +67,15 @@ async def test_a_vote_that_fails_in_redis_fails_alone(settings, stack):
     await redis.set(target_key(broken), "not a hash")  # WRONGTYPE for the vote's HMGET
     try:
         ok, failed = await asyncio.gather(
-            live.cast(good, new_id(), 1, (), community),
-            live.cast(broken, new_id(), 1, (), community),
+            live.cast(Ballot(good, new_id(), 1, (), community)),
+            live.cast(Ballot(broken, new_id(), 1, (), community)),
             return_exceptions=True,
         )
         assert not isinstance(ok, BaseException) and ok.status == 1 and ok.score == 1
         assert isinstance(failed, Exception) and "WRONGTYPE" in str(failed)
         assert await redis.get(target_key(broken)) == b"not a hash"
         # a lone vote still goes through the single-cast script
-        again = await live.cast(good, new_id(), -1, (), community)
+        again = await live.cast(Ballot(good, new_id(), -1, (), community))
         assert again.status == 1 and again.score == 0
     finally:
         await redis.delete(target_key(good), target_key(broken), voters_key(good))

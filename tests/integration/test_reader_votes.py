@@ -7,7 +7,7 @@ from __future__ import annotations
 from domain.ids import new_id
 from stores.rankings import RankedListings
 from stores.reader_votes import INDEXED, reader_votes_key, reindex
-from stores.redis_store import LiveVotes, async_client, sync_client, target_key, voters_key
+from stores.redis_store import Ballot, LiveVotes, async_client, sync_client, target_key, voters_key
 
 
 async def test_casts_and_reverts_keep_the_index_in_step(settings, stack):
@@ -18,11 +18,11 @@ async def test_casts_and_reverts_keep_the_index_in_step(settings, stack):
     for post in (first, second):
         await redis.hset(target_key(post), mapping={"c": community, "a": author})  # type: ignore[misc]
     try:
-        await live.cast(first, user, 1, (), community)
-        cast = await live.cast(second, user, -1, (), community)
+        await live.cast(Ballot(first, user, 1, (), community))
+        cast = await live.cast(Ballot(second, user, -1, (), community))
         index = reader_votes_key(user)
         assert await redis.hgetall(index) == {first.encode(): b"1", second.encode(): b"-1"}  # type: ignore[misc]
-        await live.cast(first, user, 0, (), community)  # withdrawn
+        await live.cast(Ballot(first, user, 0, (), community))  # withdrawn
         assert await redis.hgetall(index) == {second.encode(): b"-1"}  # type: ignore[misc]
         # a change whose event could not be published is undone in both hashes
         assert await live.revert(second, user, 0, cast.version)

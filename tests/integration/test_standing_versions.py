@@ -11,7 +11,7 @@ from api.security import Principal
 from api.services.access import Access
 from domain.ids import new_id
 from stores.communities import CommunityStore
-from stores.redis_store import LiveVotes, async_client, target_key, voters_key
+from stores.redis_store import Ballot, LiveVotes, async_client, target_key, voters_key
 from stores.standing_versions import StandingVersions
 from tests.integration.test_cache_notices import a_community, a_user
 
@@ -37,7 +37,7 @@ async def test_a_ban_through_another_process_stops_the_next_vote(settings, ident
 
     standing, version = await here.voting_standing(community_id, principal)
     assert not standing.banned and version == ""
-    assert (await live.cast(post_id, voter, 1, (), community_id, True, version)).status == 1
+    assert (await live.cast(Ballot(post_id, voter, 1, (), community_id, True, version))).status == 1
 
     await elsewhere.standing_changed(
         community_id,
@@ -53,7 +53,7 @@ async def test_a_ban_through_another_process_stops_the_next_vote(settings, ident
     # this process still holds the old standing, and the vote script refuses it
     stale, same = await here.voting_standing(community_id, principal)
     assert not stale.banned and same == version
-    refused = await live.cast(post_id, voter, -1, (), community_id, True, same)
+    refused = await live.cast(Ballot(post_id, voter, -1, (), community_id, True, same))
     assert refused.status == -3
     assert await redis.hget(voters_key(post_id), voter) == b"1"  # type: ignore[misc]
 
@@ -61,5 +61,5 @@ async def test_a_ban_through_another_process_stops_the_next_vote(settings, ident
     fresh, newer = await here.voting_standing(community_id, principal)
     assert fresh.banned and newer == "1"
     # '*' (no cached standing) is never refused on version grounds
-    assert (await live.cast(post_id, voter, 0, (), community_id, True, "*")).status == 1
+    assert (await live.cast(Ballot(post_id, voter, 0, (), community_id, True, "*"))).status == 1
     await redis.aclose()
